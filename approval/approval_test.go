@@ -1,0 +1,530 @@
+package approval_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/approval"
+	"github.com/agentgov/agentgov/store/sqlite"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func openDB(t testing.TB, dir string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.OpenDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func setup(t testing.TB) (*approval.Approvals, *fakeClock) {
+	clk := &fakeClock{now: t0}
+	return approval.New(openDB(t, t.TempDir()), clk.Now), clk
+}
+
+const policyDigest = "sha256:policy-v1"
+
+// payment is the action that needs approval.
+func payment() *action.Action {
+	return &action.Action{
+		Agent:   action.Agent{ID: "payer-1"},
+		Session: "s-1",
+		Point:   action.PreToolCall,
+		Tool:    action.Tool{Server: "payments", Name: "send"},
+		Args:    map[string]any{"to": "acme", "amount": int64(5000), "memo": map[string]any{"ref": "inv-9"}},
+	}
+}
+
+func request(a *action.Action) approval.Request {
+	return approval.Request{
+		Action:       a,
+		PolicyDigest: policyDigest,
+		Rules:        []string{"big-payments"},
+		Reasons:      []string{"rule big-payments: payments over 1000 need finance"},
+		Approvers:    []string{"group:finance"},
+		Timeout:      30 * time.Minute,
+		DecisionID:   "dec_01",
+	}
+}
+
+func create(t *testing.T, m *approval.Approvals, r approval.Request) approval.Ticket {
+	t.Helper()
+	tk, err := m.Create(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func approve(t *testing.T, m *approval.Approvals, id string) {
+	t.Helper()
+	if _, err := m.Decide(context.Background(), id, true, "fiona", "ok"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantRefused(t *testing.T, err error, reason string) {
+	t.Helper()
+	var re *approval.RedeemError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want a refusal with reason %s", err, reason)
+	}
+	if re.Reason != reason {
+		t.Fatalf("refused with %s (%v), want %s", re.Reason, err, reason)
+	}
+	if !errors.Is(err, approval.ErrRefused) || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("error %q does not wrap ErrRefused or name %s", err, reason)
+	}
+}
+
+func TestCreateBindsTheAction(t *testing.T) {
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	if !strings.HasPrefix(tk.ID, "apr_") || len(tk.ID) != 30 {
+		t.Fatalf("id %q", tk.ID)
+	}
+	if tk.Status != approval.Pending || tk.AgentID != "payer-1" || tk.Session != "s-1" ||
+		tk.Tool.Server != "payments" || tk.Tool.Name != "send" || tk.Point != action.PreToolCall ||
+		tk.PolicyDigest != policyDigest || tk.OnTimeout != approval.TimeoutDeny {
+		t.Fatalf("ticket %+v", tk)
+	}
+	if string(tk.Args) != `{"amount":5000,"memo":{"ref":"inv-9"},"to":"acme"}` {
+		t.Fatalf("canonical args %s", tk.Args)
+	}
+	if len(tk.ArgsDigest) != len("sha256:")+64 {
+		t.Fatalf("args digest %q", tk.ArgsDigest)
+	}
+	if !tk.CreatedAt.Equal(t0) || !tk.ExpiresAt.Equal(t0.Add(30*time.Minute)) {
+		t.Fatalf("created %v expires %v", tk.CreatedAt, tk.ExpiresAt)
+	}
+	got, err := m.Get(context.Background(), tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ArgsDigest != tk.ArgsDigest || got.Approvers[0] != "group:finance" || got.Rules[0] != "big-payments" ||
+		got.DecisionID != "dec_01" || !got.ExpiresAt.Equal(tk.ExpiresAt) || string(got.Args) != string(tk.Args) {
+		t.Fatalf("stored ticket %+v differs from created %+v", got, tk)
+	}
+	ref := got.Ref(t0)
+	if ref.ID != tk.ID || ref.Status != "pending" || ref.ExpiresAt != "2026-03-01T12:30:00Z" {
+		t.Fatalf("ref %+v", ref)
+	}
+}
+
+func TestDefaultTimeout(t *testing.T) {
+	m, _ := setup(t)
+	r := request(payment())
+	r.Timeout = 0
+	if tk := create(t, m, r); !tk.ExpiresAt.Equal(t0.Add(approval.DefaultTimeout)) {
+		t.Fatalf("expires %v", tk.ExpiresAt)
+	}
+}
+
+func TestApprovedTicketAllowsTheActionOnce(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonPending)
+
+	decided, err := m.Decide(ctx, tk.ID, true, "fiona", "checked the invoice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decided.Status != approval.Approved || decided.DecidedBy != "fiona" || decided.Note != "checked the invoice" ||
+		!decided.DecidedAt.Equal(t0) || !decided.RedeemBy.Equal(t0.Add(30*time.Minute)) {
+		t.Fatalf("decided %+v", decided)
+	}
+
+	used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used.Status != approval.Used || !used.UsedAt.Equal(t0) {
+		t.Fatalf("redeemed %+v", used)
+	}
+	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonAlreadyUsed)
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Used {
+		t.Fatalf("stored status %s", got.Status)
+	}
+}
+
+func TestRedeemRefusesAnyOtherAction(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	approve(t, m, tk.ID)
+
+	cases := []struct {
+		name   string
+		change func(a *action.Action)
+		policy string
+		reason string
+	}{
+		{"another agent", func(a *action.Action) { a.Agent.ID = "payer-2" }, policyDigest, approval.ReasonWrongAgent},
+		{"another session", func(a *action.Action) { a.Session = "s-2" }, policyDigest, approval.ReasonWrongSession},
+		{"no session", func(a *action.Action) { a.Session = "" }, policyDigest, approval.ReasonWrongSession},
+		{"another tool", func(a *action.Action) { a.Tool.Name = "refund" }, policyDigest, approval.ReasonWrongTool},
+		{"another tool server", func(a *action.Action) { a.Tool.Server = "bank" }, policyDigest, approval.ReasonWrongTool},
+		{"another point", func(a *action.Action) { a.Point = action.PostToolCall }, policyDigest, approval.ReasonWrongPoint},
+		{"another destination", func(a *action.Action) { a.Destination = "evil.example" }, policyDigest, approval.ReasonActionChanged},
+		{"another resource", func(a *action.Action) { a.Resource.ID = "c-9" }, policyDigest, approval.ReasonActionChanged},
+		{"changed amount", func(a *action.Action) { a.Args["amount"] = int64(50000) }, policyDigest, approval.ReasonArgsChanged},
+		{"nested change", func(a *action.Action) { a.Args["memo"] = map[string]any{"ref": "inv-10"} }, policyDigest, approval.ReasonArgsChanged},
+		{"added argument", func(a *action.Action) { a.Args["cc"] = "x" }, policyDigest, approval.ReasonArgsChanged},
+		{"removed argument", func(a *action.Action) { delete(a.Args, "memo") }, policyDigest, approval.ReasonArgsChanged},
+		{"policy reloaded", func(a *action.Action) {}, "sha256:policy-v2", approval.ReasonPolicyChanged},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := payment()
+			c.change(a)
+			_, err := m.Redeem(ctx, tk.ID, a, c.policy)
+			wantRefused(t, err, c.reason)
+		})
+	}
+	// None of the refusals consumed the ticket.
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Approved {
+		t.Fatalf("status after refusals: %s", got.Status)
+	}
+	// The same arguments in another order and numeric form are the same action.
+	same := payment()
+	same.Args = map[string]any{"memo": map[string]any{"ref": "inv-9"}, "amount": float64(5000), "to": "acme"}
+	same.Point = "" // pre_tool_call by default
+	if _, err := m.Redeem(ctx, tk.ID, same, policyDigest); err != nil {
+		t.Fatalf("the approved action was refused: %v", err)
+	}
+}
+
+func TestRedeemUnknownTicket(t *testing.T) {
+	m, _ := setup(t)
+	_, err := m.Redeem(context.Background(), "apr_nope", payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonNotFound)
+}
+
+func TestDeniedTicketRefuses(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	got, err := m.Decide(ctx, tk.ID, false, "fiona", "not this vendor")
+	if err != nil || got.Status != approval.Denied || !got.RedeemBy.IsZero() {
+		t.Fatalf("deny: %+v, %v", got, err)
+	}
+	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonDenied)
+}
+
+func TestDecideOnlyOnce(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	approve(t, m, tk.ID)
+	for _, approveIt := range []bool{true, false} {
+		_, err := m.Decide(ctx, tk.ID, approveIt, "gus", "")
+		if !errors.Is(err, approval.ErrConflict) || !strings.Contains(err.Error(), "the ticket is approved") {
+			t.Fatalf("second decide (approve=%v): %v", approveIt, err)
+		}
+	}
+	if got, _ := m.Get(ctx, tk.ID); got.DecidedBy != "fiona" || got.Status != approval.Approved {
+		t.Fatalf("second decide changed the ticket: %+v", got)
+	}
+	if _, err := m.Decide(ctx, "apr_nope", true, "fiona", ""); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("unknown ticket: %v", err)
+	}
+	other := create(t, m, request(payment()))
+	if _, err := m.Decide(ctx, other.ID, true, "", ""); !errors.Is(err, approval.ErrInvalid) {
+		t.Fatalf("no approver named: %v", err)
+	}
+	if _, err := m.Decide(ctx, other.ID, true, "fiona", strings.Repeat("n", approval.MaxNoteLen+1)); !errors.Is(err, approval.ErrInvalid) {
+		t.Fatalf("over-long note: %v", err)
+	}
+}
+
+func TestConcurrentDecisionsOneWins(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	var wg sync.WaitGroup
+	results := make([]error, 20)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = m.Decide(ctx, tk.ID, i%2 == 0, "fiona", "")
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range results {
+		if err == nil {
+			wins++
+		} else if !errors.Is(err, approval.ErrConflict) {
+			t.Fatal(err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d decisions succeeded, want 1", wins)
+	}
+}
+
+func TestExpiryOnTimeoutDeny(t *testing.T) {
+	ctx := context.Background()
+	m, clk := setup(t)
+	tk := create(t, m, request(payment()))
+	clk.Advance(30*time.Minute - time.Nanosecond)
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Pending {
+		t.Fatalf("just before expiry: %s", got.Status)
+	}
+	clk.Advance(time.Nanosecond)
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Expired {
+		t.Fatalf("at expiry: %s", got.Status)
+	}
+	if _, err := m.Decide(ctx, tk.ID, true, "fiona", "late"); !errors.Is(err, approval.ErrConflict) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("deciding an expired ticket: %v", err)
+	}
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonExpired)
+}
+
+func TestExpiryOnTimeoutAllow(t *testing.T) {
+	ctx := context.Background()
+	m, clk := setup(t)
+	r := request(payment())
+	r.OnTimeout = approval.TimeoutAllow
+	tk := create(t, m, r)
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonPending)
+
+	clk.Advance(31 * time.Minute)
+	// Still bound to the exact action.
+	changed := payment()
+	changed.Args["amount"] = int64(9999)
+	_, err = m.Redeem(ctx, tk.ID, changed, policyDigest)
+	wantRefused(t, err, approval.ReasonArgsChanged)
+
+	used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	if err != nil || used.Status != approval.Used || used.DecidedBy != approval.DecidedByTimeout || !used.DecidedAt.Equal(tk.ExpiresAt) {
+		t.Fatalf("timed-out allow ticket: %+v, %v", used, err)
+	}
+	if stored, _ := m.Get(ctx, tk.ID); stored.DecidedBy != approval.DecidedByTimeout || !stored.DecidedAt.Equal(tk.ExpiresAt) || stored.Status != approval.Used {
+		t.Fatalf("stored after timeout redemption: %+v", stored)
+	}
+	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonAlreadyUsed)
+}
+
+func TestApprovalLapsesIfNotUsed(t *testing.T) {
+	ctx := context.Background()
+	m, clk := setup(t)
+	tk := create(t, m, request(payment()))
+	clk.Advance(20 * time.Minute)
+	approve(t, m, tk.ID) // usable for 30 minutes from now
+	clk.Advance(29 * time.Minute)
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Approved {
+		t.Fatalf("approved ticket shows %s", got.Status)
+	}
+	clk.Advance(time.Minute)
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonExpired)
+}
+
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	m, clk := setup(t)
+	short := request(payment())
+	short.Timeout = time.Minute
+	expiring := create(t, m, short)
+	pending := create(t, m, request(payment()))
+	approved := create(t, m, request(payment()))
+	approve(t, m, approved.ID)
+	denied := create(t, m, request(payment()))
+	if _, err := m.Decide(ctx, denied.ID, false, "fiona", ""); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+
+	ids := func(status approval.Status) []string {
+		list, err := m.List(ctx, status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, tk := range list {
+			if status != "" && tk.Status != status {
+				t.Fatalf("List(%s) returned a %s ticket", status, tk.Status)
+			}
+			out = append(out, tk.ID)
+		}
+		return out
+	}
+	for status, want := range map[approval.Status][]string{
+		approval.Pending:  {pending.ID},
+		approval.Expired:  {expiring.ID},
+		approval.Approved: {approved.ID},
+		approval.Denied:   {denied.ID},
+		approval.Used:     nil,
+		"":                {expiring.ID, pending.ID, approved.ID, denied.ID},
+	} {
+		if got := ids(status); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("List(%q) = %v, want %v", status, got, want)
+		}
+	}
+	if _, err := m.List(ctx, "waiting"); !errors.Is(err, approval.ErrInvalid) {
+		t.Fatalf("unknown status: %v", err)
+	}
+}
+
+func TestInvalidRequestsStoreNothing(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	noAgent := payment()
+	noAgent.Agent.ID = ""
+	cases := map[string]approval.Request{
+		"no action":         {PolicyDigest: policyDigest},
+		"no agent":          request(noAgent),
+		"negative timeout":  func() approval.Request { r := request(payment()); r.Timeout = -time.Second; return r }(),
+		"huge timeout":      func() approval.Request { r := request(payment()); r.Timeout = approval.MaxTimeout + 1; return r }(),
+		"unknown onTimeout": func() approval.Request { r := request(payment()); r.OnTimeout = "maybe"; return r }(),
+	}
+	for name, r := range cases {
+		if _, err := m.Create(ctx, r); !errors.Is(err, approval.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if list, _ := m.List(ctx, ""); len(list) != 0 {
+		t.Fatalf("invalid requests stored %d tickets", len(list))
+	}
+}
+
+func TestTicketsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := &fakeClock{now: t0}
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := approval.New(db, clk.Now)
+	approved := create(t, m, request(payment()))
+	approve(t, m, approved.ID)
+	pending := create(t, m, request(payment()))
+	db.Close()
+
+	m = approval.New(openDB(t, dir), clk.Now)
+	if list, _ := m.List(ctx, approval.Pending); len(list) != 1 || list[0].ID != pending.ID {
+		t.Fatalf("pending after restart: %+v", list)
+	}
+	if _, err := m.Redeem(ctx, approved.ID, payment(), policyDigest); err != nil {
+		t.Fatalf("approved ticket after restart: %v", err)
+	}
+	_, err = m.Redeem(ctx, approved.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonAlreadyUsed)
+}
+
+// Of 100 concurrent redemptions of one approved ticket, through two
+// handles on one database file, exactly one lets the action through.
+func TestConcurrentRedeemAllowsExactlyOne(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := &fakeClock{now: t0}
+	handles := []*approval.Approvals{approval.New(openDB(t, dir), clk.Now), approval.New(openDB(t, dir), clk.Now)}
+	tk := create(t, handles[0], request(payment()))
+	approve(t, handles[1], tk.ID)
+
+	const n = 100
+	errs := make([]error, n)
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			_, errs[i] = handles[i%2].Redeem(ctx, tk.ID, payment(), policyDigest)
+		}()
+	}
+	start.Done()
+	done.Wait()
+	allowed := 0
+	for _, err := range errs {
+		if err == nil {
+			allowed++
+			continue
+		}
+		var re *approval.RedeemError
+		if !errors.As(err, &re) || re.Reason != approval.ReasonAlreadyUsed {
+			t.Fatalf("unexpected refusal: %v", err)
+		}
+	}
+	if allowed != 1 {
+		t.Fatalf("%d of %d concurrent redemptions were allowed, want exactly 1", allowed, n)
+	}
+}
+
+func TestExpireRecordsEachExpiryOnce(t *testing.T) {
+	ctx := context.Background()
+	m, clk := setup(t)
+	short := request(payment())
+	short.Timeout = time.Minute
+	deny := create(t, m, short)
+	short.OnTimeout = approval.TimeoutAllow
+	allow := create(t, m, short)
+	later := create(t, m, request(payment()))
+	decided := create(t, m, request(payment()))
+	approve(t, m, decided.ID)
+
+	if got, err := m.Expire(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("before any timeout: %+v, %v", got, err)
+	}
+	clk.Advance(time.Minute)
+	got, err := m.Expire(ctx)
+	if err != nil || len(got) != 2 || got[0].ID != deny.ID || got[1].ID != allow.ID || got[0].Status != approval.Expired {
+		t.Fatalf("Expire = %+v, %v; want %s and %s", got, err, deny.ID, allow.ID)
+	}
+	if again, _ := m.Expire(ctx); len(again) != 0 {
+		t.Fatalf("second Expire returned %+v", again)
+	}
+	if list, _ := m.List(ctx, approval.Pending); len(list) != 1 || list[0].ID != later.ID {
+		t.Fatalf("pending after expiry: %+v", list)
+	}
+	// A recorded expiry behaves as a computed one.
+	_, err = m.Redeem(ctx, deny.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonExpired)
+	if _, err := m.Decide(ctx, deny.ID, true, "fiona", ""); !errors.Is(err, approval.ErrConflict) {
+		t.Fatalf("deciding a recorded expiry: %v", err)
+	}
+	if used, err := m.Redeem(ctx, allow.ID, payment(), policyDigest); err != nil || used.DecidedBy != approval.DecidedByTimeout {
+		t.Fatalf("on_timeout allow after a recorded expiry: %+v, %v", used, err)
+	}
+	if _, err := m.Redeem(ctx, decided.ID, payment(), policyDigest); err != nil {
+		t.Fatalf("approved ticket touched by Expire: %v", err)
+	}
+}

@@ -1,0 +1,169 @@
+// Package mcpgw measures what the MCP gateway adds to a tools/call: the same
+// call, in the same run, straight to an upstream and through the gateway,
+// over stdio and over streamable HTTP.
+package mcpgw
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/govern"
+	"github.com/agentgov/agentgov/mcp"
+	"github.com/agentgov/agentgov/policy"
+)
+
+const policyYAML = `version: agentgov/v1
+name: bench
+default: deny
+rules:
+  - id: echo
+    match: {tools: ["bench/echo"]}
+    effect: allow
+`
+
+type echoIn struct {
+	Text string `json:"text"`
+}
+
+func upstreamServer() *sdk.Server {
+	srv := sdk.NewServer(&sdk.Implementation{Name: "bench-upstream", Version: "1"}, nil)
+	sdk.AddTool(srv, &sdk.Tool{Name: "echo", Description: "Echo the text back."},
+		func(ctx context.Context, _ *sdk.CallToolRequest, in echoIn) (*sdk.CallToolResult, any, error) {
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: in.Text}}}, nil, nil
+		})
+	return srv
+}
+
+func engine(tb testing.TB) *govern.Engine {
+	doc, err := policy.Parse("bench.yaml", []byte(policyYAML))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	set, err := policy.Compile([]*policy.Document{doc})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return govern.New(set)
+}
+
+func gateway(tb testing.TB, dial mcp.Dialer) *mcp.Gateway {
+	g, err := mcp.New(mcp.Config{Server: "bench", Dial: dial, Decider: engine(tb), Pins: mcp.MemoryPins(nil), TrustOnFirstUse: true, Detector: mcp.Detectors(), RedactResults: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
+
+// The benchmark binary is also the upstream server and the stdio gateway.
+func TestMain(m *testing.M) {
+	switch os.Getenv("MCPGW_ROLE") {
+	case "upstream":
+		upstreamServer().Run(context.Background(), &sdk.StdioTransport{})
+		os.Exit(0)
+	case "gateway":
+		exe, _ := os.Executable()
+		dial, _ := mcp.Command([]string{exe}, append(os.Environ(), "MCPGW_ROLE=upstream"), os.Stderr)
+		g := gateway(nil, dial)
+		g.Serve(context.Background(), mcp.NewStdioConn(os.Stdin, os.Stdout, nil, 0), mcp.Identity{Agent: action.Agent{ID: "bench"}})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func connect(b *testing.B, t sdk.Transport) *sdk.ClientSession {
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), t, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func stdioClient(b *testing.B, role string) *sdk.ClientSession {
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "MCPGW_ROLE="+role)
+	cmd.Stderr = io.Discard
+	return connect(b, &sdk.CommandTransport{Command: cmd})
+}
+
+func httpUpstream(b *testing.B) string {
+	srv := upstreamServer()
+	ts := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil))
+	b.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func httpClient(b *testing.B, url string) *sdk.ClientSession {
+	return connect(b, &sdk.StreamableClientTransport{Endpoint: url})
+}
+
+func httpGateway(b *testing.B) string {
+	g := gateway(b, mcp.URL(httpUpstream(b), nil))
+	h := g.HTTPHandler(context.Background(), func(*http.Request) (action.Agent, action.Principal, error) {
+		return action.Agent{ID: "bench"}, action.Principal{}, nil
+	})
+	ts := httptest.NewServer(h)
+	b.Cleanup(func() { ts.Close(); h.Close() })
+	return ts.URL
+}
+
+func call(b *testing.B, cs *sdk.ClientSession) {
+	res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.IsError {
+		b.Fatalf("call failed: %+v", res.Content[0])
+	}
+}
+
+// measure runs sequential calls, reporting the p50 latency, then parallel
+// calls from 8 goroutines, reporting throughput.
+func measure(b *testing.B, cs *sdk.ClientSession) {
+	call(b, cs) // warm: pins, catalog, connections
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		call(b, cs)
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+
+	const workers, per = 8, 250
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range per {
+				call(b, cs)
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(workers*per)/time.Since(t0).Seconds(), "par-calls/s")
+}
+
+func BenchmarkToolsCall(b *testing.B) {
+	b.Run("stdio/direct", func(b *testing.B) { measure(b, stdioClient(b, "upstream")) })
+	b.Run("stdio/gateway", func(b *testing.B) { measure(b, stdioClient(b, "gateway")) })
+	b.Run("http/direct", func(b *testing.B) { measure(b, httpClient(b, httpUpstream(b))) })
+	b.Run("http/gateway", func(b *testing.B) { measure(b, httpClient(b, httpGateway(b))) })
+}

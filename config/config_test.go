@@ -1,0 +1,37 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const hash = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("agentgov.yaml", []byte(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != DefaultAddr || c.Data != DefaultData || c.MaxBodyBytes != DefaultMaxBodyBytes {
+		t.Fatalf("defaults not filled: %+v", c)
+	}
+}
+
+func TestInvalidConfigsNameTheKey(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"adress: x\n", `agentgov.yaml:1: field adress is not a known key of config.Config`},
+		{"addr: nope\n", `agentgov.yaml: addr: want host:port`},
+		{"tokens:\n  - {name: a, role: root, sha256: " + hash + "}\n", `tokens[0].role: want admin, approver or agent, got "root"`},
+		{"tokens:\n  - {name: a, role: agent, sha256: " + hash + "}\n", `tokens[0].agent: an agent token must name its agent id`},
+		{"tokens:\n  - {name: a, role: admin, sha256: abc}\n", `tokens[0].sha256: want the 64 hex digits`},
+		{"tokens:\n  - {name: a, role: admin, sha256: " + hash + "}\n  - {name: b, role: admin, sha256: " + strings.ToUpper(hash) + "}\n", `the same token is configured twice`},
+		{"mcp:\n  servers:\n    fs: {command: [x], url: 'http://a'}\n", `mcp.servers.fs: give exactly one of command or url`},
+		{"audit: {checkpoint_interval: soon}\n", `agentgov.yaml:1:`},
+		{"tokens:\n  - {name: a, role: admin, sha256: " + hash + ", colour: red}\n", `field colour is not a known key`},
+	} {
+		_, err := Parse("agentgov.yaml", []byte(c.src))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("config %q: error %v, want it to contain %q", c.src, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package govern_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/audit"
+	"github.com/agentgov/agentgov/govern"
+	"github.com/agentgov/agentgov/policy"
+	"github.com/agentgov/agentgov/store/sqlite"
+)
+
+func mustSet(t testing.TB, src string) *policy.Set {
+	t.Helper()
+	d, err := policy.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := policy.Compile([]*policy.Document{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const basic = `
+version: agentgov/v1
+name: basic
+default: deny
+rules:
+  - id: reads
+    match: {tools: ["read_*"]}
+    effect: allow
+  - id: no-etc
+    match: {tools: [read_file]}
+    when: 'args.path.startsWith("/etc/")'
+    effect: deny
+  - id: login
+    match: {tools: [login]}
+    effect: allow
+    obligations: [{type: redact, fields: [args.password]}]
+`
+
+func tool(name string, args map[string]any) action.Action {
+	return action.Action{Agent: action.Agent{ID: "a1"}, Tool: action.Tool{Name: name}, Args: args}
+}
+
+func TestDecideAppliesPolicy(t *testing.T) {
+	eng := govern.New(mustSet(t, basic))
+	ctx := context.Background()
+	d, err := eng.Decide(ctx, tool("read_file", map[string]any{"path": "/tmp/x"}))
+	if err != nil || d.Effect != action.Allow || d.Rules[0] != "reads" || d.ID.IsZero() {
+		t.Fatalf("decision %+v err %v", d, err)
+	}
+	d2, _ := eng.Decide(ctx, tool("read_file", map[string]any{"path": "/etc/shadow"}))
+	if d2.Effect != action.Deny || d2.ID == d.ID {
+		t.Fatalf("second decision %+v (ids %s %s)", d2, d.ID, d2.ID)
+	}
+	if d.AuditIndex != nil {
+		t.Fatal("audit index without an audit log")
+	}
+}
+
+func TestInvalidActionIsDeniedWithTheField(t *testing.T) {
+	eng := govern.New(mustSet(t, basic))
+	a := tool("read_file", nil)
+	a.Point = "pre_tool"
+	d, err := eng.Decide(context.Background(), a)
+	if err == nil || d.Effect != action.Deny || !strings.Contains(d.Reasons[0], "point") {
+		t.Fatalf("decision %+v err %v", d, err)
+	}
+}
+
+func TestLoadSwapsAtomicallyAndKeepsTheOldSetOnError(t *testing.T) {
+	eng := govern.New(mustSet(t, basic))
+	ctx := context.Background()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "version: agentgov/v1\nname: x\nrules:\n  - id: r\n    when: 'args.x +'\n    effect: deny\n")
+	set, err := policy.Load(bad)
+	if err == nil {
+		t.Fatal("bad policy loaded")
+	}
+	if err := eng.Load(ctx, set); err == nil {
+		t.Fatal("engine accepted a nil set")
+	}
+	if d, _ := eng.Decide(ctx, tool("read_x", nil)); d.Effect != action.Allow {
+		t.Fatalf("old set not in force: %+v", d)
+	}
+	if err := eng.Load(ctx, mustSet(t, "version: agentgov/v1\nname: deny-all\n")); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := eng.Decide(ctx, tool("read_x", nil)); d.Effect != action.Deny {
+		t.Fatalf("new set not in force: %+v", d)
+	}
+}
+
+func TestConcurrentDecideAndLoad(t *testing.T) {
+	allow := mustSet(t, "version: agentgov/v1\nname: a\ndefault: allow\n")
+	denyAll := mustSet(t, "version: agentgov/v1\nname: d\ndefault: deny\n")
+	eng := govern.New(allow)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	ids := sync.Map{}
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				d, _ := eng.Decide(ctx, tool("x", nil))
+				if d.Effect != action.Allow && d.Effect != action.Deny {
+					t.Errorf("effect %s", d.Effect)
+				}
+				if _, dup := ids.LoadOrStore(d.ID, true); dup {
+					t.Errorf("duplicate id %s", d.ID)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 100; i++ {
+		s := allow
+		if i%2 == 0 {
+			s = denyAll
+		}
+		if err := eng.Load(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+func TestRateLimits(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	set := mustSet(t, `
+version: agentgov/v1
+name: rl
+default: allow
+rate_limits:
+  - {id: fixed, match: {tools: [f]}, limit: 3, per: 1m, key: agent, window: fixed}
+  - {id: sliding, match: {tools: [s]}, limit: 4, per: 1m, key: session}
+`)
+	eng := govern.New(set, govern.WithClock(clock))
+	ctx := context.Background()
+	decide := func(name, agent, session string) action.Effect {
+		a := tool(name, nil)
+		a.Agent.ID, a.Session = agent, session
+		d, _ := eng.Decide(ctx, a)
+		return d.Effect
+	}
+	for i := 0; i < 3; i++ {
+		if e := decide("f", "a1", ""); e != action.Allow {
+			t.Fatalf("call %d: %s", i, e)
+		}
+	}
+	if e := decide("f", "a1", ""); e != action.Deny {
+		t.Fatal("4th call in the window allowed")
+	}
+	if e := decide("f", "a2", ""); e != action.Allow {
+		t.Fatal("another agent shares the counter")
+	}
+	now = now.Add(time.Minute)
+	if e := decide("f", "a1", ""); e != action.Allow {
+		t.Fatal("new fixed window still full")
+	}
+
+	// Sliding: 4 calls at the end of one window; half-way into the next, half
+	// of them still count, so only 2 more fit.
+	now = time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
+	for i := 0; i < 4; i++ {
+		if e := decide("s", "a1", "s1"); e != action.Allow {
+			t.Fatalf("sliding call %d: %s", i, e)
+		}
+	}
+	now = now.Add(90 * time.Second)
+	got := 0
+	for i := 0; i < 4; i++ {
+		if decide("s", "a1", "s1") == action.Allow {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Fatalf("sliding window admitted %d, want 2", got)
+	}
+}
+
+func openAudit(t *testing.T) (*audit.Log, *sqlite.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, verifier, err := audit.LoadOrCreateKey(dir, "agentgov-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(ctx, db, signer, verifier, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { log.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; db.Close() })
+	return log, db
+}
+
+func TestDecisionsAreAuditedWithRedaction(t *testing.T) {
+	log, _ := openAudit(t)
+	eng := govern.New(mustSet(t, basic), govern.WithAudit(log))
+	ctx := govern.WithTrace(context.Background(), govern.Trace{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", CorrelationID: "req-7"})
+	d, _ := eng.Decide(ctx, tool("login", map[string]any{"user": "bob", "password": "hunter2"}))
+	if d.Effect != action.Allow || d.AuditIndex == nil {
+		t.Fatalf("decision %+v", d)
+	}
+	entries, err := log.Entries(ctx, int64(*d.AuditIndex)-1, 1)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries %v err %v", entries, err)
+	}
+	raw, _ := json.Marshal(entries[0])
+	s := string(raw)
+	for _, want := range []string{`[REDACTED]`, `"user":"bob"`, d.ID.String(), "req-7", "4bf92f3577b34da6a3ce929d0e0e4736"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("audit entry lacks %s: %s", want, s)
+		}
+	}
+	if strings.Contains(s, "hunter2") {
+		t.Fatalf("password reached the audit log: %s", s)
+	}
+}
+
+// failingAuditor wraps the real log and fails while broken is set.
+type failingAuditor struct {
+	*audit.Log
+	broken atomic.Bool
+}
+
+func (f *failingAuditor) Append(ctx context.Context, kind string, rec any) (uint64, error) {
+	if f.broken.Load() {
+		return 0, errors.New("disk full")
+	}
+	return f.Log.Append(ctx, kind, rec)
+}
+
+func TestAuditFailureDenies(t *testing.T) {
+	log, _ := openAudit(t)
+	fa := &failingAuditor{Log: log}
+	eng := govern.New(mustSet(t, basic), govern.WithAudit(fa))
+	ctx := context.Background()
+	fa.broken.Store(true)
+	d, _ := eng.Decide(ctx, tool("read_file", map[string]any{"path": "/tmp/x"}))
+	if d.Effect != action.Deny || !strings.Contains(d.Reasons[0], "audit log unavailable") {
+		t.Fatalf("decision with a broken log: %+v", d)
+	}
+	fa.broken.Store(false)
+	d, _ = eng.Decide(ctx, tool("read_file", map[string]any{"path": "/tmp/x"}))
+	if d.Effect != action.Allow || d.AuditIndex == nil {
+		t.Fatalf("decision after recovery: %+v", d)
+	}
+}
+
+func TestOutcomeIsValidatedAndAudited(t *testing.T) {
+	log, _ := openAudit(t)
+	eng := govern.New(mustSet(t, basic), govern.WithAudit(log))
+	ctx := context.Background()
+	d, _ := eng.Decide(ctx, tool("read_file", nil))
+	if err := eng.Outcome(ctx, d.ID, action.Outcome{Status: "maybe"}); err == nil {
+		t.Fatal("bad outcome accepted")
+	}
+	before := log.Size()
+	if err := eng.Outcome(ctx, d.ID, action.Outcome{Status: "ok", LatencyMS: 12}); err != nil {
+		t.Fatal(err)
+	}
+	if log.Size() != before+1 {
+		t.Fatalf("outcome not audited: size %d -> %d", before, log.Size())
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

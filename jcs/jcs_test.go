@@ -1,0 +1,56 @@
+package jcs
+
+import "testing"
+
+func TestTransform(t *testing.T) {
+	cases := []struct{ in, want string }{
+		// Key order by UTF-16 code units, whitespace dropped (RFC 8785 §3.2.3 example keys).
+		{`{"b": 1, "a": [true, null, "x"]}`, `{"a":[true,null,"x"],"b":1}`},
+		{`{"\u20ac":1,"\r":2,"1":3,"\ud83d\ude00":4,"\u00e9":5}`, "{\"\\r\":2,\"1\":3,\"é\":5,\"€\":1,\"😀\":4}"},
+		// Numbers as ECMAScript prints them.
+		{`[1.0, 5000, 5000.5, 1e21, 1e-7, 0.000001, -0, 123456789012345680000, 4.5e-10]`,
+			`[1,5000,5000.5,1e+21,1e-7,0.000001,0,123456789012345680000,4.5e-10]`},
+		// Escapes: only the short ones and control characters.
+		{`"a\u0001\n\"\/<>"`, `"a\u0001\n\"/<>"`},
+	}
+	for _, c := range cases {
+		got, err := Transform([]byte(c.in))
+		if err != nil {
+			t.Fatalf("Transform(%s): %v", c.in, err)
+		}
+		if string(got) != c.want {
+			t.Errorf("Transform(%s)\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
+
+func TestTransformRejects(t *testing.T) {
+	for _, in := range []string{`{`, `{"a":1} {}`, ``} {
+		if _, err := Transform([]byte(in)); err == nil {
+			t.Errorf("Transform(%q) succeeded, want an error", in)
+		}
+	}
+}
+
+func TestMarshalEqualValuesEqualBytes(t *testing.T) {
+	a, _ := Marshal(map[string]any{"x": int64(5000), "y": []any{"z"}})
+	b, _ := Marshal(map[string]any{"y": []any{"z"}, "x": 5000.0})
+	if string(a) != string(b) {
+		t.Fatalf("equal values, different bytes: %s vs %s", a, b)
+	}
+}
+
+func FuzzTransform(f *testing.F) {
+	f.Add(`{"a":1,"b":[1.5,"x",null]}`)
+	f.Add(`"\u0000"`)
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := Transform([]byte(in))
+		if err != nil {
+			return
+		}
+		again, err := Transform(out)
+		if err != nil || string(again) != string(out) {
+			t.Fatalf("canonical form is not stable: %s -> %s (%v)", out, again, err)
+		}
+	})
+}

@@ -1,0 +1,50 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// FuzzStdioConn feeds arbitrary client bytes to the frame reader: it must
+// return messages or errors, never panic or loop.
+func FuzzStdioConn(f *testing.F) {
+	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}` + "\n")
+	f.Add(`[{"jsonrpc":"2.0","method":"x"},{"jsonrpc":"2.0","id":"a","result":{}}]` + "\n")
+	f.Add("not json\n\n{}\n[]\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		c := NewStdioConn(strings.NewReader(in), io.Discard, nil, 256)
+		for i := 0; i < 1000; i++ {
+			_, err := c.Read(context.Background())
+			var fe *FrameError
+			if err != nil && !errors.As(err, &fe) {
+				return
+			}
+		}
+	})
+}
+
+// FuzzParseLock checks that whatever a lock file holds, parsing it either
+// fails or gives a lock that writes back to something that parses equal.
+func FuzzParseLock(f *testing.F) {
+	l := &Lock{}
+	l.Pin("fs", []ToolDef{{Name: "read", Description: "Read."}})
+	data, _ := l.Marshal()
+	f.Add(string(data))
+	f.Add("server a sha256:00\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		l, err := ParseLock("fuzz.lock", []byte(in))
+		if err != nil {
+			return
+		}
+		out, err := l.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseLock("again.lock", out); err != nil {
+			t.Fatalf("a parsed lock wrote back unparseable: %v\n%s", err, out)
+		}
+	})
+}

@@ -1,0 +1,179 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentgov/agentgov/action"
+)
+
+// Identify authenticates an HTTP request and says who makes it. The server
+// implements it over its agent tokens; an error means 401.
+type Identify func(r *http.Request) (action.Agent, action.Principal, error)
+
+const sessionHeader = "Mcp-Session-Id"
+
+// HTTPHandler serves the gateway over streamable HTTP: one MCP session per
+// client session, each with its own upstream connection, bound to the
+// identity that opened it.
+type HTTPHandler struct {
+	g        *Gateway
+	identify Identify
+	ctx      context.Context
+	cancel   context.CancelFunc
+	maxBody  int64
+
+	mu       sync.Mutex
+	sessions map[string]*httpSession
+	wg       sync.WaitGroup
+}
+
+type httpSession struct {
+	t    *sdk.StreamableServerTransport
+	who  Identity
+	stop context.CancelFunc
+}
+
+// HTTPHandler returns the streamable-HTTP endpoint of this gateway, to be
+// mounted at /mcp/{server}. Sessions end with ctx, on DELETE, or on Close.
+func (g *Gateway) HTTPHandler(ctx context.Context, identify Identify) *HTTPHandler {
+	ctx, cancel := context.WithCancel(ctx)
+	return &HTTPHandler{g: g, identify: identify, ctx: ctx, cancel: cancel, maxBody: DefaultMaxMessageBytes, sessions: map[string]*httpSession{}}
+}
+
+// Close ends every session and waits for their upstreams to be closed.
+func (h *HTTPHandler) Close() error {
+	h.cancel()
+	h.wg.Wait()
+	return nil
+}
+
+func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	agent, principal, err := h.identify(r)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, "unauthenticated", err.Error())
+		return
+	}
+	who := Identity{Agent: agent, Principal: principal}
+	sid := r.Header.Get(sessionHeader)
+	switch r.Method {
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+		if sid == "" {
+			h.open(w, r, who)
+			return
+		}
+	case http.MethodGet:
+		if sid == "" {
+			httpError(w, http.StatusBadRequest, "bad_request", "GET needs the Mcp-Session-Id header of an open session")
+			return
+		}
+	case http.MethodDelete:
+		if hs := h.lookup(sid, who); hs != nil {
+			hs.stop()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		httpError(w, http.StatusNotFound, "not_found", "no such MCP session")
+		return
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		httpError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST, GET or DELETE")
+		return
+	}
+	hs := h.lookup(sid, who)
+	if hs == nil {
+		// The same answer for an unknown session and another agent's, so
+		// that nothing about other agents leaks.
+		httpError(w, http.StatusNotFound, "not_found", "no such MCP session; start a new one with initialize")
+		return
+	}
+	hs.t.ServeHTTP(w, r)
+}
+
+func (h *HTTPHandler) lookup(sid string, who Identity) *httpSession {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hs := h.sessions[sid]
+	if hs == nil || hs.who.Agent.ID != who.Agent.ID {
+		return nil
+	}
+	return hs
+}
+
+// open starts a session for a POST that carries initialize.
+func (h *HTTPHandler) open(w http.ResponseWriter, r *http.Request, who Identity) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpError(w, http.StatusRequestEntityTooLarge, "too_large", "request body is over the limit")
+			return
+		}
+		httpError(w, http.StatusBadRequest, "bad_request", "could not read the body")
+		return
+	}
+	msg, err := jsonrpc.DecodeMessage(body)
+	req, ok := msg.(*jsonrpc.Request)
+	if err != nil || !ok || req.Method != methodInitialize {
+		id := jsonrpc.ID{}
+		if ok {
+			id = req.ID
+		}
+		writeRPCError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "a request without an Mcp-Session-Id header must be initialize")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sid := newSessionID()
+	t := &sdk.StreamableServerTransport{SessionID: sid}
+	conn, err := t.Connect(h.ctx)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "internal", "could not open the session")
+		return
+	}
+	ctx, stop := context.WithCancel(h.ctx)
+	hs := &httpSession{t: t, who: who, stop: stop}
+	h.mu.Lock()
+	h.sessions[sid] = hs
+	h.mu.Unlock()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		s := newSession(ctx, h.g, conn, who, sid)
+		if err := s.run(); err != nil {
+			h.g.log.Warn("mcp http session ended", "session", sid, "err", err)
+		}
+		s.close()
+		h.mu.Lock()
+		delete(h.sessions, sid)
+		h.mu.Unlock()
+	}()
+	// The session ends when its context does: close the transport then,
+	// which ends run's Read.
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	t.ServeHTTP(w, r)
+}
+
+func httpError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeRPCError(w http.ResponseWriter, status int, id jsonrpc.ID, code int64, msg string) {
+	data, _ := jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(data)
+}
