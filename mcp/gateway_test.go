@@ -154,14 +154,12 @@ func TestGatewayDecidesEveryCall(t *testing.T) {
 	if calls[1]["effect"] != "deny" || calls[1]["tool"] != "forbidden" {
 		t.Errorf("denied call record = %v", calls[1])
 	}
-	results := h.rec.kind("mcp.result")
+	results := h.rec.await(t, "mcp.result", 1)
 	if len(results) != 1 || results[0]["status"] != "ok" {
 		t.Fatalf("result records = %v", results)
 	}
 	echoID := action.NewID(1, 0, idOf(h.dec, "echo"))
-	h.dec.mu.Lock()
-	o, ok := h.dec.outcomes[echoID]
-	h.dec.mu.Unlock()
+	o, ok := h.dec.outcome(t, echoID)
 	if !ok || o.Status != "ok" {
 		t.Errorf("outcome of the echo call = %+v, %v", o, ok)
 	}
@@ -323,8 +321,8 @@ func TestUpstreamDeathMidCall(t *testing.T) {
 	if res.IsError || resultString(res) != "still here" {
 		t.Fatalf("call after the upstream died = %v %q", res.IsError, resultString(res))
 	}
-	results := h.rec.kind("mcp.result")
-	if results[0]["status"] != "error" {
+	results := h.rec.await(t, "mcp.result", 2)
+	if len(results) == 0 || results[0]["status"] != "error" {
 		t.Errorf("the died call's result record = %v", results[0])
 	}
 }

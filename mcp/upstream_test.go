@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -202,6 +203,37 @@ func (r *memRecorder) Append(ctx context.Context, kind string, rec any) (uint64,
 	}
 	r.records = append(r.records, recorded{kind, b})
 	return uint64(len(r.records)), nil
+}
+
+// await returns the records of a kind once there are at least n of them.
+// The gateway writes a call's result record after it has answered the
+// client, so a test that has just seen the answer may have to wait for it.
+func (r *memRecorder) await(t *testing.T, kind string, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := r.kind(kind)
+		if len(recs) >= n || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// outcome returns the outcome recorded for a decision, waiting for it as
+// await does for records.
+func (d *testDecider) outcome(t *testing.T, id action.ID) (action.Outcome, bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		o, ok := d.outcomes[id]
+		d.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return o, ok
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (r *memRecorder) kind(kind string) []map[string]any {
