@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"os/exec"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -39,10 +42,12 @@ type StdioConn struct {
 	max   int
 	queue []jsonrpc.Message
 
-	wmu sync.Mutex
-	w   io.Writer
+	wmu  sync.Mutex
+	w    io.Writer
+	wbuf []byte
 
 	closeOnce sync.Once
+	closed    atomic.Bool
 	closer    io.Closer
 }
 
@@ -73,6 +78,9 @@ func (c *StdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 		}
 		line, err := c.readLine()
 		if err != nil {
+			if c.closed.Load() {
+				return nil, io.EOF // the read failed because we closed
+			}
 			return nil, err
 		}
 		line = bytes.TrimSpace(line)
@@ -99,26 +107,6 @@ func (c *StdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 		}
 		return decodeMessage(line)
 	}
-}
-
-func decodeMessage(data []byte) (jsonrpc.Message, error) {
-	if !json.Valid(data) {
-		return nil, &FrameError{Code: jsonrpc.CodeParseError, Err: errors.New("parse error: the message is not valid JSON")}
-	}
-	m, err := jsonrpc.DecodeMessage(data)
-	if err != nil {
-		fe := &FrameError{Code: jsonrpc.CodeInvalidRequest, Err: fmt.Errorf("invalid request: %v", err)}
-		var probe struct {
-			ID any `json:"id"`
-		}
-		if json.Unmarshal(data, &probe) == nil {
-			if id, err := jsonrpc.MakeID(probe.ID); err == nil {
-				fe.ID = id
-			}
-		}
-		return nil, fe
-	}
-	return m, nil
 }
 
 // readLine reads one line; a line over the limit is consumed and reported.
@@ -150,23 +138,33 @@ func (c *StdioConn) readLine() ([]byte, error) {
 	}
 }
 
-// Write sends one message as a line.
+// Write sends one message as a line. Writes are serialised, so one
+// buffer serves them all; a buffer grown by a large message is dropped
+// rather than kept for the life of the connection.
 func (c *StdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
-	data, err := jsonrpc.EncodeMessage(msg)
-	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
-	}
-	data = append(data, '\n')
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	data, err := appendMessage(c.wbuf[:0], msg)
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if cap(data) <= maxKeptWriteBuffer {
+		c.wbuf = data
+	}
 	_, err = c.w.Write(data)
 	return err
 }
+
+// maxKeptWriteBuffer bounds the write buffer a connection keeps between
+// messages.
+const maxKeptWriteBuffer = 64 << 10
 
 // Close closes the underlying closer, if any.
 func (c *StdioConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		if c.closer != nil {
 			err = c.closer.Close()
 		}
@@ -178,7 +176,10 @@ func (c *StdioConn) Close() error {
 func (c *StdioConn) SessionID() string { return "" }
 
 // Command returns a Dialer that starts argv as a stdio MCP server, a new
-// process for every connection. Its standard error goes to stderr.
+// process for every connection. Its standard error goes to stderr. The
+// connection is the same newline-delimited framing as the client side,
+// over the process's pipes; closing it shuts the process down as the MCP
+// stdio transport asks (see process.Close).
 func Command(argv []string, env []string, stderr io.Writer) (Dialer, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("no upstream command")
@@ -187,13 +188,74 @@ func Command(argv []string, env []string, stderr io.Writer) (Dialer, error) {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = env
 		cmd.Stderr = stderr
-		t := &sdk.CommandTransport{Command: cmd}
-		conn, err := t.Connect(ctx)
+		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", argv[0], err)
 		}
-		return conn, nil
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", argv[0], err)
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", argv[0], err)
+		}
+		p := &process{cmd: cmd, stdin: stdin, grace: processGrace}
+		return NewStdioConn(stdout, stdin, p, DefaultMaxMessageBytes), nil
 	}, nil
+}
+
+// processGrace is how long a stopping upstream process gets after its
+// input is closed, and again after SIGTERM, before the next step.
+const processGrace = 5 * time.Second
+
+// process is an upstream server process, stopped when its connection is
+// closed.
+type process struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	grace time.Duration
+}
+
+// Close stops the process the way the MCP stdio transport specifies:
+// close its input and wait for it to exit, then SIGTERM, then SIGKILL.
+// Waiting also closes its output, which ends the connection's Read.
+func (p *process) Close() error {
+	p.stdin.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	wait := func() (error, bool) {
+		select {
+		case err := <-exited:
+			return err, true
+		case <-time.After(p.grace):
+			return nil, false
+		}
+	}
+	if err, ok := wait(); ok {
+		return exitError(err)
+	}
+	if p.cmd.Process.Signal(syscall.SIGTERM) == nil {
+		if err, ok := wait(); ok {
+			return exitError(err)
+		}
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill upstream process: %w", err)
+	}
+	if err, ok := wait(); ok {
+		return exitError(err)
+	}
+	return errors.New("the upstream process does not exit")
+}
+
+// exitError keeps an exit status from being mistaken for a failed close:
+// a server stopped by a signal or exiting non-zero has still stopped.
+func exitError(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return nil
+	}
+	return err
 }
 
 // URL returns a Dialer for an upstream speaking streamable HTTP at url.
