@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -256,12 +255,4 @@ func exitError(err error) error {
 		return nil
 	}
 	return err
-}
-
-// URL returns a Dialer for an upstream speaking streamable HTTP at url.
-func URL(url string, client *http.Client) Dialer {
-	return func(ctx context.Context) (sdk.Connection, error) {
-		t := &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: client, MaxRetries: -1, DisableStandaloneSSE: true}
-		return t.Connect(ctx)
-	}
 }

@@ -58,6 +58,14 @@ func textResult(s string) *sdk.CallToolResult {
 }
 
 func runTestUpstream(mode string) {
+	if err := newTestUpstream(mode).Run(context.Background(), &sdk.StdioTransport{}); err != nil {
+		fmt.Fprintln(os.Stderr, "test upstream:", err)
+	}
+}
+
+// newTestUpstream is the test upstream server, to be served over stdio or
+// streamable HTTP.
+func newTestUpstream(mode string) *sdk.Server {
 	srv := sdk.NewServer(&sdk.Implementation{Name: "test-upstream", Version: "1"}, nil)
 	sdk.AddTool(srv, &sdk.Tool{Name: "echo", Description: "Echo the text back."},
 		func(ctx context.Context, _ *sdk.CallToolRequest, in echoIn) (*sdk.CallToolResult, any, error) {
@@ -110,9 +118,7 @@ func runTestUpstream(mode string) {
 				return textResult("sent"), nil, nil
 			})
 	}
-	if err := srv.Run(context.Background(), &sdk.StdioTransport{}); err != nil {
-		fmt.Fprintln(os.Stderr, "test upstream:", err)
-	}
+	return srv
 }
 
 // testDecider is a stand-in policy: it denies "forbidden" outright, asks
