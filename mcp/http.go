@@ -1,16 +1,15 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentgov/agentgov/action"
 )
@@ -23,7 +22,9 @@ const sessionHeader = "Mcp-Session-Id"
 
 // HTTPHandler serves the gateway over streamable HTTP: one MCP session per
 // client session, each with its own upstream connection, bound to the
-// identity that opened it.
+// identity that opened it. The transport is the gateway's own (see
+// clientStream) rather than the SDK's server transport, which on a relayed
+// call cost more than the gateway's own work.
 type HTTPHandler struct {
 	g        *Gateway
 	identify Identify
@@ -37,7 +38,7 @@ type HTTPHandler struct {
 }
 
 type httpSession struct {
-	t    *sdk.StreamableServerTransport
+	conn *clientStream
 	who  Identity
 	stop context.CancelFunc
 }
@@ -66,6 +67,10 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(sessionHeader)
 	switch r.Method {
 	case http.MethodPost:
+		if mediaType(r.Header.Get("Content-Type")) != mediaJSON {
+			httpError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "POST a JSON-RPC message as application/json")
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 		if sid == "" {
 			h.open(w, r, who)
@@ -96,7 +101,14 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "not_found", "no such MCP session; start a new one with initialize")
 		return
 	}
-	hs.t.ServeHTTP(w, r)
+	if r.Method == http.MethodGet {
+		hs.conn.serveGET(w, r)
+		return
+	}
+	msgs, ok := readPost(w, r)
+	if ok {
+		hs.conn.servePOST(w, r, msgs, false)
+	}
 }
 
 func (h *HTTPHandler) lookup(sid string, who Identity) *httpSession {
@@ -111,36 +123,28 @@ func (h *HTTPHandler) lookup(sid string, who Identity) *httpSession {
 
 // open starts a session for a POST that carries initialize.
 func (h *HTTPHandler) open(w http.ResponseWriter, r *http.Request, who Identity) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httpError(w, http.StatusRequestEntityTooLarge, "too_large", "request body is over the limit")
-			return
-		}
-		httpError(w, http.StatusBadRequest, "bad_request", "could not read the body")
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	msg, err := jsonrpc.DecodeMessage(body)
-	req, ok := msg.(*jsonrpc.Request)
-	if err != nil || !ok || req.Method != methodInitialize {
+	msg, err := decodeMessage(body)
+	req, isReq := msg.(*jsonrpc.Request)
+	if err != nil || !isReq || req.Method != methodInitialize || !req.IsCall() {
 		id := jsonrpc.ID{}
-		if ok {
+		if isReq {
 			id = req.ID
+		}
+		var fe *FrameError
+		if errors.As(err, &fe) {
+			id = fe.ID
 		}
 		writeRPCError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "a request without an Mcp-Session-Id header must be initialize")
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	sid := newSessionID()
-	t := &sdk.StreamableServerTransport{SessionID: sid}
-	conn, err := t.Connect(h.ctx)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "internal", "could not open the session")
-		return
-	}
+	conn := newClientStream(sid)
 	ctx, stop := context.WithCancel(h.ctx)
-	hs := &httpSession{t: t, who: who, stop: stop}
+	hs := &httpSession{conn: conn, who: who, stop: stop}
 	h.mu.Lock()
 	h.sessions[sid] = hs
 	h.mu.Unlock()
@@ -156,13 +160,76 @@ func (h *HTTPHandler) open(w http.ResponseWriter, r *http.Request, who Identity)
 		delete(h.sessions, sid)
 		h.mu.Unlock()
 	}()
-	// The session ends when its context does: close the transport then,
+	// The session ends when its context does: close the connection then,
 	// which ends run's Read.
 	go func() {
 		<-ctx.Done()
 		conn.Close()
 	}()
-	t.ServeHTTP(w, r)
+	conn.servePOST(w, r, []jsonrpc.Message{req}, true)
+}
+
+// readBody reads a POST's body, answering the request itself when it
+// cannot.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpError(w, http.StatusRequestEntityTooLarge, "too_large", "request body is over the limit")
+			return nil, false
+		}
+		httpError(w, http.StatusBadRequest, "bad_request", "could not read the body")
+		return nil, false
+	}
+	return body, true
+}
+
+// readPost reads the message, or the batch of messages, a POST carries. A
+// body that is not one is answered with a JSON-RPC error and status 400.
+func readPost(w http.ResponseWriter, r *http.Request) ([]jsonrpc.Message, bool) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	trimmed := strings.TrimSpace(string(body[:min(len(body), 64)]))
+	if !strings.HasPrefix(trimmed, "[") {
+		m, err := decodeMessage(body)
+		if err != nil {
+			writeFrameError(w, err)
+			return nil, false
+		}
+		return []jsonrpc.Message{m}, true
+	}
+	// A JSON-RPC batch (protocol 2025-03-26).
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeParseError, "parse error: "+err.Error())
+		return nil, false
+	}
+	if len(raws) == 0 {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest, "invalid request: empty batch")
+		return nil, false
+	}
+	msgs := make([]jsonrpc.Message, 0, len(raws))
+	for _, raw := range raws {
+		m, err := decodeMessage(raw)
+		if err != nil {
+			writeFrameError(w, err)
+			return nil, false
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, true
+}
+
+func writeFrameError(w http.ResponseWriter, err error) {
+	var fe *FrameError
+	if errors.As(err, &fe) {
+		writeRPCError(w, http.StatusBadRequest, fe.ID, fe.Code, fe.Error())
+		return
+	}
+	writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest, err.Error())
 }
 
 func httpError(w http.ResponseWriter, status int, code, msg string) {
@@ -172,7 +239,7 @@ func httpError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func writeRPCError(w http.ResponseWriter, status int, id jsonrpc.ID, code int64, msg string) {
-	data, _ := jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg}})
+	data, _ := encodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(data)

@@ -1,0 +1,321 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// clientStream is one client session of the streamable-HTTP endpoint, seen
+// by the gateway's session as a connection. Messages POSTed by the client
+// are read in order of arrival; each answer goes back on the POST that
+// carried its request, as a JSON body when that POST carried one request
+// and the client accepts JSON, as server-sent events otherwise. What the
+// gateway sends the client outside of an answer (the upstream's
+// notifications and requests, the gateway's elicitations) goes to the
+// client's GET event stream.
+type clientStream struct {
+	id       string
+	incoming chan jsonrpc.Message
+
+	closeOnce sync.Once
+	done      chan struct{}
+
+	mu       sync.Mutex
+	waiting  map[jsonrpc.ID]chan<- jsonrpc.Message // calls in flight -> the POST to answer on
+	listener chan jsonrpc.Message                  // the open GET stream's queue, if one is open
+	backlog  []jsonrpc.Message                     // notifications sent while no GET stream was open
+}
+
+// Bounds on what waits for a client's GET stream: its queue, and the
+// notifications kept while it is not open (older ones are dropped first).
+const (
+	listenerQueue = 256
+	backlogLimit  = 256
+)
+
+var _ sdk.Connection = (*clientStream)(nil)
+
+func newClientStream(id string) *clientStream {
+	return &clientStream{
+		id:       id,
+		incoming: make(chan jsonrpc.Message, 16),
+		done:     make(chan struct{}),
+		waiting:  map[jsonrpc.ID]chan<- jsonrpc.Message{},
+	}
+}
+
+func (c *clientStream) SessionID() string { return c.id }
+
+// Read returns the next message the client posted.
+func (c *clientStream) Read(ctx context.Context) (jsonrpc.Message, error) {
+	select {
+	case m := <-c.incoming:
+		return m, nil
+	case <-c.done:
+		return nil, io.EOF
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Write sends msg to the client: an answer on the POST waiting for it,
+// anything else on the GET stream. A request from the server fails when no
+// GET stream is open, so that its sender does not wait for an answer that
+// cannot come; a notification is kept until one opens.
+func (c *clientStream) Write(ctx context.Context, msg jsonrpc.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+		return sdk.ErrConnectionClosed
+	default:
+	}
+	switch m := msg.(type) {
+	case *jsonrpc.Response:
+		ch := c.waiting[m.ID]
+		if ch == nil {
+			return fmt.Errorf("no request %v of the client is waiting for this answer", m.ID.Raw())
+		}
+		delete(c.waiting, m.ID)
+		ch <- m // the POST's channel has room for each of its answers
+		return nil
+	case *jsonrpc.Request:
+		if c.listener != nil {
+			select {
+			case c.listener <- m:
+				return nil
+			default:
+				return errors.New("the client's event stream is not keeping up")
+			}
+		}
+		if m.IsCall() {
+			return fmt.Errorf("%q cannot reach the client: it has no event stream (GET) open", m.Method)
+		}
+		if len(c.backlog) >= backlogLimit {
+			c.backlog = c.backlog[1:]
+		}
+		c.backlog = append(c.backlog, m)
+		return nil
+	}
+	return fmt.Errorf("unknown message type %T", msg)
+}
+
+// Close ends the session's HTTP side: Read returns io.EOF and every
+// waiting response ends.
+func (c *clientStream) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		close(c.done)
+		c.mu.Unlock()
+	})
+	return nil
+}
+
+// servePOST hands the messages of one POST to the session and answers the
+// POST: 202 when they were notifications or responses, the answers to its
+// requests otherwise. opening says this POST started the session, so the
+// answer carries the session id.
+func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []jsonrpc.Message, opening bool) {
+	var ids []jsonrpc.ID
+	for _, m := range msgs {
+		if req, ok := m.(*jsonrpc.Request); ok && req.IsCall() {
+			ids = append(ids, req.ID)
+		}
+	}
+	if len(ids) == 0 {
+		if !c.publish(msgs) {
+			httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended")
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	answers := make(chan jsonrpc.Message, len(ids))
+	c.mu.Lock()
+	for i, id := range ids {
+		_, busy := c.waiting[id]
+		for _, earlier := range ids[:i] {
+			busy = busy || earlier == id
+		}
+		if busy {
+			c.mu.Unlock()
+			writeRPCError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request id %v is already in flight", id.Raw()))
+			return
+		}
+	}
+	for _, id := range ids {
+		c.waiting[id] = answers
+	}
+	c.mu.Unlock()
+	defer func() {
+		// Answers that come after the client gave up have nowhere to go.
+		c.mu.Lock()
+		for _, id := range ids {
+			if c.waiting[id] == answers {
+				delete(c.waiting, id)
+			}
+		}
+		c.mu.Unlock()
+	}()
+	if !c.publish(msgs) {
+		httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended")
+		return
+	}
+	h := w.Header()
+	if opening {
+		h[sessionHeader] = []string{c.id}
+	}
+	if len(ids) == 1 && accepts(r, mediaJSON) {
+		select {
+		case m := <-answers:
+			data, err := encodeMessage(m)
+			if err != nil {
+				writeRPCError(w, http.StatusInternalServerError, ids[0], jsonrpc.CodeInternalError, err.Error())
+				return
+			}
+			h["Content-Type"] = contentTypeJSON
+			w.Write(data)
+		case <-r.Context().Done():
+		case <-c.done:
+			httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended")
+		}
+		return
+	}
+	ev := startEvents(w)
+	for range ids {
+		select {
+		case m := <-answers:
+			if ev.send(m) != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// publish hands messages to Read; false means the session ended first.
+func (c *clientStream) publish(msgs []jsonrpc.Message) bool {
+	for _, m := range msgs {
+		select {
+		case c.incoming <- m:
+		case <-c.done:
+			return false
+		}
+	}
+	return true
+}
+
+// serveGET is the client's event stream for what the gateway sends outside
+// of answers. A session has at most one.
+func (c *clientStream) serveGET(w http.ResponseWriter, r *http.Request) {
+	if !accepts(r, mediaEventStream) {
+		httpError(w, http.StatusBadRequest, "bad_request", "GET opens an event stream: accept text/event-stream")
+		return
+	}
+	queue := make(chan jsonrpc.Message, listenerQueue)
+	c.mu.Lock()
+	if c.listener != nil {
+		c.mu.Unlock()
+		httpError(w, http.StatusConflict, "conflict", "the session already has an open event stream")
+		return
+	}
+	c.listener = queue
+	backlog := c.backlog
+	c.backlog = nil
+	c.mu.Unlock()
+	defer func() {
+		// What the stream could not send waits for the next one.
+		c.mu.Lock()
+		c.listener = nil
+		for len(queue) > 0 {
+			if m := <-queue; !m.(*jsonrpc.Request).IsCall() {
+				c.backlog = append(c.backlog, m)
+			}
+		}
+		c.mu.Unlock()
+	}()
+	ev := startEvents(w)
+	for _, m := range backlog {
+		if ev.send(m) != nil {
+			return
+		}
+	}
+	for {
+		select {
+		case m := <-queue:
+			if ev.send(m) != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// eventWriter writes messages as server-sent events, each flushed at once.
+type eventWriter struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte
+}
+
+func startEvents(w http.ResponseWriter) *eventWriter {
+	h := w.Header()
+	h["Content-Type"] = []string{mediaEventStream}
+	h["Cache-Control"] = []string{"no-cache, no-transform"}
+	w.WriteHeader(http.StatusOK)
+	ev := &eventWriter{w: w, rc: http.NewResponseController(w)}
+	// A comment, so that the headers are on their way before the first
+	// event, through proxies that hold headers until there is data.
+	io.WriteString(w, ": ok\n\n")
+	ev.rc.Flush()
+	return ev
+}
+
+func (e *eventWriter) send(m jsonrpc.Message) error {
+	buf := append(e.buf[:0], "event: message\ndata: "...)
+	buf, err := appendMessage(buf, m)
+	if err != nil {
+		return err
+	}
+	buf = append(buf, "\n\n"...)
+	if cap(buf) <= maxKeptWriteBuffer {
+		e.buf = buf
+	}
+	if _, err := e.w.Write(buf); err != nil {
+		return err
+	}
+	return e.rc.Flush()
+}
+
+// accepts says whether the request's Accept header admits media. No
+// Accept header admits anything.
+func accepts(r *http.Request, media string) bool {
+	values := r.Header.Values("Accept")
+	if len(values) == 0 {
+		return true
+	}
+	major, _, _ := strings.Cut(media, "/")
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			switch mediaType(part) {
+			case media, "*/*", major + "/*":
+				return true
+			}
+		}
+	}
+	return false
+}
