@@ -23,6 +23,11 @@ const (
 	defaultCheckpointEvery    = 1000
 	defaultCheckpointInterval = time.Second
 	defaultMaxBatch           = 256
+	// DefaultCommitDelay is the longest a batch waits for company. A commit
+	// has a fixed cost in CPU (statements, WAL frame headers, the sync)
+	// whatever its size, so under load a millisecond of waiting buys
+	// batches several times larger and leaves the CPU to deciding.
+	DefaultCommitDelay = time.Millisecond
 	// writeTimeout bounds one store write. Writes are detached from the
 	// caller's context: an entry half-way into the log must not be abandoned
 	// because one caller went away.
@@ -41,6 +46,11 @@ type Options struct {
 	Clock func() time.Time
 	// MaxBatch caps how many appends share one transaction (default 256).
 	MaxBatch int
+	// CommitDelay is how long the writer holds a batch open for more
+	// appends when the previous batch showed concurrent appenders (it held
+	// more than one entry), or until MaxBatch have joined. A lone appender
+	// never waits. Zero means DefaultCommitDelay; negative never waits.
+	CommitDelay time.Duration
 	// Logger receives errors that have no caller to return to, such as a
 	// failed periodic checkpoint (default: discarded).
 	Logger *slog.Logger
@@ -59,6 +69,9 @@ func (o *Options) fill() error {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = defaultMaxBatch
 	}
+	if o.CommitDelay == 0 {
+		o.CommitDelay = DefaultCommitDelay
+	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
@@ -70,7 +83,8 @@ func (o *Options) fill() error {
 
 // Log is an open audit log. Appends from any number of goroutines are
 // funnelled into one writer (Run), which commits them in batches: one
-// transaction and one fsync per batch rather than per entry.
+// transaction per batch rather than per entry, and at most one fsync per
+// batch, shared by every batch written while the previous fsync ran.
 type Log struct {
 	st       Store
 	signer   note.Signer
@@ -83,15 +97,30 @@ type Log struct {
 
 	size atomic.Uint64 // entries durably stored and acknowledged
 
-	// mu guards rng and latest. Only the writer changes rng; it reads rng
-	// without the lock and publishes changes under it.
+	// mu guards rng and latest. Only the syncer (and load) changes rng.
 	mu     sync.Mutex
-	rng    *compact.Range // the tree over [0, size)
+	rng    *compact.Range // the tree over [0, size): what is durable
 	latest Checkpoint     // newest stored checkpoint; Note is nil if none
-	// stale is set after a failed store write, whose outcome is unknown
-	// (a commit can fail after reaching the disk); the writer reloads the
-	// tree from the store before its next batch. Writer-only.
+
+	// The writer writes a batch, hands it to the syncer and goes on with the
+	// next while the syncer makes it durable: the fsync, the slowest step,
+	// is off the writer's path, and one fsync covers every batch written
+	// while the previous one ran. Appenders are answered only after it.
+	wrng       *compact.Range // the tree over every entry written; writer-only
+	written    chan written   // writer to syncer, in log order
+	pending    sync.WaitGroup // batches written and not yet synced or failed
+	syncFailed atomic.Bool
+	// stale is set after a failed store write or sync, whose outcome is
+	// unknown (a commit can fail after reaching the disk); the writer
+	// reloads the tree from the store before its next batch. Writer-only.
 	stale bool
+}
+
+// written is a batch in the store, waiting to be made durable.
+type written struct {
+	batch []*request
+	base  uint64
+	rng   *compact.Range // the tree after this batch
 }
 
 type request struct {
@@ -125,6 +154,7 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 		opts:     opts,
 		queue:    make(chan *request, opts.MaxBatch),
 		done:     make(chan struct{}),
+		written:  make(chan written, 64),
 	}
 	if err := l.load(ctx); err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
@@ -157,6 +187,7 @@ func (l *Log) load(ctx context.Context) error {
 	l.rng = rng
 	l.size.Store(size)
 	l.mu.Unlock()
+	l.wrng = rng
 	return nil
 }
 
@@ -268,9 +299,16 @@ func (l *Log) Run(ctx context.Context) error {
 		return errors.New("audit: Run called twice")
 	}
 	defer close(l.done)
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		l.syncLoop(ctx)
+	}()
 	tick := time.NewTicker(l.opts.CheckpointInterval)
 	defer tick.Stop()
 	batch := make([]*request, 0, l.opts.MaxBatch)
+	last := 0 // size of the previous batch: how many appenders run at once
+	var linger *time.Timer
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,6 +319,8 @@ func (l *Log) Run(ctx context.Context) error {
 				}
 				l.commit(ctx, batch)
 			}
+			close(l.written)
+			<-synced
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 			defer cancel()
 			if _, _, err := l.checkpoint(wctx); err != nil {
@@ -288,7 +328,18 @@ func (l *Log) Run(ctx context.Context) error {
 			}
 			return nil
 		case r := <-l.queue:
-			l.commit(ctx, l.fill(append(batch[:0], r)))
+			batch = l.fill(append(batch[:0], r))
+			if last > 1 && l.opts.CommitDelay > 0 {
+				if linger == nil {
+					linger = time.NewTimer(l.opts.CommitDelay)
+				} else {
+					linger.Reset(l.opts.CommitDelay)
+				}
+				batch = l.gather(ctx, batch, l.opts.MaxBatch, linger.C)
+				linger.Stop()
+			}
+			l.commit(ctx, batch)
+			last = len(batch)
 		case <-tick.C:
 			if l.Size() > l.latestSize() {
 				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -316,8 +367,25 @@ func (l *Log) fill(batch []*request) []*request {
 	return batch
 }
 
-// commit writes one batch in one transaction and answers every request in
-// it. On failure every request gets the error and the tree does not move.
+// gather waits for appends to join batch until it holds want entries, the
+// timer fires, or ctx ends.
+func (l *Log) gather(ctx context.Context, batch []*request, want int, timer <-chan time.Time) []*request {
+	for len(batch) < want {
+		select {
+		case r := <-l.queue:
+			batch = append(batch, r)
+		case <-timer:
+			return l.fill(batch)
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit writes one batch in one transaction and hands it to the syncer,
+// which answers every request in it once it is durable. On failure every
+// request gets the error and the tree does not move.
 func (l *Log) commit(ctx context.Context, batch []*request) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
@@ -326,15 +394,24 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 			r.res <- result{err: fmt.Errorf("audit: append %s: %w", r.kind, err)}
 		}
 	}
+	if l.syncFailed.Swap(false) {
+		l.stale = true
+	}
 	if l.stale {
+		l.pending.Wait() // the store must not move under the reload
 		if err := l.load(wctx); err != nil {
 			fail(fmt.Errorf("reload after failed write: %w", err))
 			return
 		}
 		l.stale = false
 	}
-	base := l.size.Load()
-	rng, err := factory.NewRange(0, base, slices.Clone(l.rng.Hashes()))
+	if l.Size()-l.latestSize() >= uint64(l.opts.CheckpointEvery) {
+		if _, _, err := l.checkpoint(wctx); err != nil {
+			l.opts.Logger.Error("audit checkpoint failed", "err", err)
+		}
+	}
+	base := l.wrng.End()
+	rng, err := factory.NewRange(0, base, slices.Clone(l.wrng.Hashes()))
 	if err != nil {
 		fail(err)
 		return
@@ -355,16 +432,55 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 		fail(err)
 		return
 	}
-	l.mu.Lock()
-	l.rng = rng
-	l.size.Store(rng.End())
-	l.mu.Unlock()
-	for i, r := range batch {
-		r.res <- result{index: base + uint64(i)}
-	}
-	if rng.End()-l.latestSize() >= uint64(l.opts.CheckpointEvery) {
-		if _, _, err := l.checkpoint(wctx); err != nil {
-			l.opts.Logger.Error("audit checkpoint failed", "err", err)
+	l.wrng = rng
+	l.pending.Add(1)
+	l.written <- written{batch: slices.Clone(batch), base: base, rng: rng}
+}
+
+// syncLoop makes written batches durable, as many per AuditSync as have
+// been written since the last, then publishes the tree and answers their
+// appenders. It returns once the writer closes l.written and every batch is
+// answered.
+func (l *Log) syncLoop(ctx context.Context) {
+	var ws []written
+	for w := range l.written {
+		ws = append(ws[:0], w)
+	more:
+		for {
+			select {
+			case w, ok := <-l.written:
+				if !ok {
+					break more
+				}
+				ws = append(ws, w)
+			default:
+				break more
+			}
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		err := l.st.AuditSync(wctx)
+		cancel()
+		if err != nil {
+			// The batches may or may not survive a crash: their appenders
+			// are told they failed, and the writer reloads the tree.
+			l.syncFailed.Store(true)
+			for _, w := range ws {
+				for _, r := range w.batch {
+					r.res <- result{err: fmt.Errorf("audit: append %s: sync: %w", r.kind, err)}
+				}
+				l.pending.Done()
+			}
+			continue
+		}
+		l.mu.Lock()
+		l.rng = ws[len(ws)-1].rng
+		l.size.Store(l.rng.End())
+		l.mu.Unlock()
+		for _, w := range ws {
+			for i, r := range w.batch {
+				r.res <- result{index: w.base + uint64(i)}
+			}
+			l.pending.Done()
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -337,7 +338,9 @@ func TestConcurrentAppendsAreContiguous(t *testing.T) {
 type faultyStore struct {
 	*sqlite.DB
 	mu    sync.Mutex
-	fault string // "", "before" or "after"
+	fault string // "", "before", "after" or "sync"
+	// hold, when not nil, keeps AuditSync from returning until it is closed.
+	hold chan struct{}
 }
 
 var errInjected = errors.New("injected store failure")
@@ -362,6 +365,95 @@ func (s *faultyStore) AuditAppend(ctx context.Context, rows []audit.Row, nodes [
 		return errInjected
 	}
 	return s.DB.AuditAppend(ctx, rows, nodes)
+}
+
+func (s *faultyStore) AuditSync(ctx context.Context) error {
+	s.mu.Lock()
+	f, hold := s.fault, s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	if f == "sync" {
+		return errInjected
+	}
+	return s.DB.AuditSync(ctx)
+}
+
+func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &faultyStore{DB: db, hold: make(chan struct{})}
+	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000})
+	got := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, "decision", "waits for the disk")
+		got <- err
+	}()
+	// The entry is written to the store but not yet synced: nothing may
+	// answer the appender or count it in the tree.
+	for {
+		n, err := db.AuditSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("append answered (%v) before its entry was synced", err)
+	default:
+	}
+	if l.Size() != 0 {
+		t.Fatalf("size = %d before the sync; want 0", l.Size())
+	}
+	close(st.hold)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if l.Size() != 1 {
+		t.Fatalf("size = %d after the sync; want 1", l.Size())
+	}
+}
+
+func TestFailedSyncFailsTheAppendsAndTheLogRecovers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &faultyStore{DB: db}
+	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000})
+	if _, err := l.Append(ctx, "decision", "durable"); err != nil {
+		t.Fatal(err)
+	}
+	st.set("sync")
+	if _, err := l.Append(ctx, "decision", "unsure"); !errors.Is(err, errInjected) {
+		t.Fatalf("append whose sync failed = %v; want the store's error", err)
+	}
+	st.set("")
+	// The unsynced entry is in the store, so the log goes on after it.
+	idx, err := l.Append(ctx, "decision", "after recovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx != 2 {
+		t.Fatalf("append after the failed sync got index %d, want 2", idx)
+	}
+	if err := l.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verifyDir(t, dir); !rep.OK() || rep.Entries != 3 {
+		t.Fatalf("verify = %+v, want 3 intact entries", rep)
+	}
 }
 
 func TestFailingStoreFailsTheWholeBatch(t *testing.T) {

@@ -116,9 +116,13 @@ func run(o options) error {
 	// else the machine is doing weighs on both alike.
 	var rounds [][]result
 	for i := range o.rounds {
-		runs := []struct{ name, url string }{{"baseline", base.url}}
+		type server struct {
+			name, url string
+			pid       int
+		}
+		runs := []server{{"baseline", base.url, base.cmd.Process.Pid}}
 		if gov != nil {
-			runs = append(runs, struct{ name, url string }{"agentgov", gov.url})
+			runs = append(runs, server{"agentgov", gov.url, gov.cmd.Process.Pid})
 			if i%2 == 1 {
 				runs[0], runs[1] = runs[1], runs[0]
 			}
@@ -131,7 +135,7 @@ func run(o options) error {
 					return fmt.Errorf("read the audit log: %w\n%s", err, gov.output())
 				}
 			}
-			r, err := drive(sv.name, sv.url, tokens, o)
+			r, err := drive(sv.name, sv.url, sv.pid, tokens, o)
 			if err != nil {
 				return err
 			}
@@ -388,6 +392,50 @@ type result struct {
 	elapsed   time.Duration
 	latencies []time.Duration // sorted
 	audited   uint64          // audit entries added during the run (agentgov only)
+	// CPU time used during the measured window by the server and by this
+	// generator: unlike throughput, it hardly depends on what else the
+	// machine is doing, so it shows the cost of each stage even on a busy one.
+	serverCPU, genCPU time.Duration
+}
+
+// cpuPerRequest is a process's CPU time per answered request.
+func (r result) cpuPerRequest(cpu time.Duration) time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return cpu / time.Duration(r.requests)
+}
+
+// cpuTime is the CPU time, user and system, that process pid has used so far
+// (0 for this process), read from /proc; zero where /proc is not available.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name in parentheses may hold spaces; fields follow it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	const userHZ = 100 // the unit of /proc/PID/stat times on Linux
+	return time.Duration(utime+stime) * time.Second / userHZ
 }
 
 func (r result) throughput() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -418,6 +466,8 @@ func mergeRounds(rounds [][]result) []result {
 			m.elapsed += r.elapsed
 			m.latencies = append(m.latencies, r.latencies...)
 			m.audited += r.audited
+			m.serverCPU += r.serverCPU
+			m.genCPU += r.genCPU
 		}
 		slices.Sort(m.latencies)
 		out = append(out, m)
@@ -454,7 +504,7 @@ const maxPerWorker = 10_000_000
 
 // drive runs one closed loop per token for warmup plus duration and keeps
 // the latencies of the requests that started after the warm-up.
-func drive(name, url string, tokens []string, o options) (result, error) {
+func drive(name, url string, pid int, tokens []string, o options) (result, error) {
 	type share struct {
 		lat      []time.Duration
 		errors   int
@@ -465,6 +515,15 @@ func drive(name, url string, tokens []string, o options) (result, error) {
 	start := time.Now()
 	measureFrom := start.Add(o.warmup)
 	deadline := measureFrom.Add(o.duration)
+	var serverCPU, genCPU time.Duration
+	cpuDone := make(chan struct{})
+	go func() {
+		defer close(cpuDone)
+		time.Sleep(time.Until(measureFrom))
+		s0, g0 := cpuTime(pid), cpuTime(0)
+		time.Sleep(time.Until(deadline))
+		serverCPU, genCPU = cpuTime(pid)-s0, cpuTime(0)-g0
+	}()
 	var wg sync.WaitGroup
 	for i, tok := range tokens {
 		tr := client.NewTransport(1)
@@ -507,7 +566,8 @@ func drive(name, url string, tokens []string, o options) (result, error) {
 		}()
 	}
 	wg.Wait()
-	r := result{name: name, effects: map[action.Effect]int{}, elapsed: o.duration}
+	<-cpuDone
+	r := result{name: name, effects: map[action.Effect]int{}, elapsed: o.duration, serverCPU: serverCPU, genCPU: genCPU}
 	for _, sh := range shares {
 		r.latencies = append(r.latencies, sh.lat...)
 		r.errors += sh.errors
@@ -540,6 +600,7 @@ func printResult(r result) {
 	if r.firstErr != "" {
 		fmt.Printf("          first error: %s\n", r.firstErr)
 	}
+	fmt.Printf("          CPU per request: server %d µs, generator %d µs\n", r.cpuPerRequest(r.serverCPU).Microseconds(), r.cpuPerRequest(r.genCPU).Microseconds())
 	if r.name == "agentgov" {
 		fmt.Printf("          audit log grew by %d entries\n", r.audited)
 	}
@@ -565,8 +626,9 @@ func summarize(rs []result) string {
 }
 
 func row(b *strings.Builder, label string, r result) {
-	fmt.Fprintf(b, "| %s | %s | %d | %d | %.0f | %s | %s | %s | %s |\n", label, r.name, r.requests, r.errors, r.throughput(),
-		ms(r.pct(50)), ms(r.pct(90)), ms(r.pct(99)), ms(r.latencies[len(r.latencies)-1]))
+	fmt.Fprintf(b, "| %s | %s | %d | %d | %.0f | %s | %s | %s | %s | %d µs | %d µs |\n", label, r.name, r.requests, r.errors, r.throughput(),
+		ms(r.pct(50)), ms(r.pct(90)), ms(r.pct(99)), ms(r.latencies[len(r.latencies)-1]),
+		r.cpuPerRequest(r.serverCPU).Microseconds(), r.cpuPerRequest(r.genCPU).Microseconds())
 }
 
 func markdown(o options, rounds [][]result, all []result, summary, loadBefore string) string {
@@ -590,7 +652,7 @@ func markdown(o options, rounds [][]result, all []result, summary, loadBefore st
 	fmt.Fprintf(&b, "- load average (1, 5, 15 min) before the run: %s; after it: %s\n", loadBefore, loadAverage())
 	fmt.Fprintf(&b, "- generator and servers share the machine; %d agents, each its own token and one keep-alive connection\n", o.concurrency)
 	fmt.Fprintf(&b, "- each measurement: %s of load not counted, then %s measured\n\n", o.warmup, o.duration)
-	b.WriteString("## Results\n\n| round | run | requests | errors | requests/s | p50 | p90 | p99 | max |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("## Results\n\n| round | run | requests | errors | requests/s | p50 | p90 | p99 | max | server CPU/req | generator CPU/req |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, round := range rounds {
 		for _, r := range round {
 			row(&b, strconv.Itoa(r.round), r)

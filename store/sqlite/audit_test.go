@@ -252,3 +252,28 @@ func TestOpenAuditReadOnly(t *testing.T) {
 		t.Fatalf("size = %d, want 3", n)
 	}
 }
+
+// The audit transaction commits without an fsync and AuditSync supplies it;
+// every other write must still be synced at its own commit.
+func TestAuditAppendLeavesOtherWritesFullySynced(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	rows := rowsOf(0, 3)
+	if err := db.AuditAppend(ctx, rows, leafNodes(rows)); err != nil {
+		t.Fatal(err)
+	}
+	var mode int
+	if err := db.write.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Fatalf("synchronous = %d on the write connection after an audit append; want 2 (FULL)", mode)
+	}
+	if err := db.AuditSync(ctx); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	// A second sync finds the same write-ahead log.
+	if err := db.AuditSync(ctx); err != nil {
+		t.Fatalf("second sync: %v", err)
+	}
+}

@@ -29,6 +29,9 @@ type DB struct {
 	Path  string
 	write *sql.DB
 	read  *sql.DB
+
+	walMu sync.Mutex
+	wal   *os.File // the write-ahead log, opened by AuditSync
 }
 
 type schema struct {
@@ -106,6 +109,12 @@ func (db *DB) migrate(ctx context.Context) error {
 func (db *DB) Close() error {
 	err1 := db.read.Close()
 	err2 := db.write.Close()
+	db.walMu.Lock()
+	if db.wal != nil {
+		db.wal.Close()
+		db.wal = nil
+	}
+	db.walMu.Unlock()
 	if err1 != nil {
 		return err1
 	}
