@@ -37,12 +37,8 @@ func errorResult(text string, meta map[string]any) toolResult {
 // handleCall decides one tools/call and forwards it, or answers it with the
 // reason it was not.
 func (s *session) handleCall(req *jsonrpc.Request) {
-	var p struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-		Meta      map[string]any  `json:"_meta"`
-	}
-	if err := json.Unmarshal(req.Params, &p); err != nil || p.Name == "" {
+	p, err := parseCallParams(req.Params)
+	if err != nil || p.Name == "" {
 		s.takeInflight(req.ID)
 		msg := "tools/call needs params with a tool name"
 		if err != nil {
@@ -67,8 +63,8 @@ func (s *session) handleCall(req *jsonrpc.Request) {
 	// audit append of the same arguments then fails and the call is denied.
 	digest, _, _ := action.ArgsDigest(args)
 	key := p.Name + " " + digest
-	if id, ok := p.Meta[MetaApprovalID].(string); ok {
-		a.ApprovalID = id
+	if p.HasApprovalID {
+		a.ApprovalID = p.ApprovalID
 	} else {
 		s.mu.Lock()
 		a.ApprovalID = s.approvals[key]
@@ -238,18 +234,15 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response) {
 		s.settle(c, "error", resp.Error.Error(), nil)
 		return
 	}
-	var result map[string]json.RawMessage
-	if err := json.Unmarshal(resp.Result, &result); err != nil {
+	res, err := parseCallResult(resp.Result)
+	if err != nil {
 		msg := fmt.Sprintf("upstream %q sent a malformed tools/call result: %v", s.g.cfg.Server, err)
 		s.replyError(resp.ID, codeUpstreamFailure, msg)
 		s.settle(c, "error", msg, nil)
 		return
 	}
-	var content []map[string]any
-	_ = json.Unmarshal(result["content"], &content)
-	var isError bool
-	_ = json.Unmarshal(result["isError"], &isError)
-	text := resultText(content, result["structuredContent"])
+	text := res.text()
+	isError := res.IsError
 
 	post := c.action
 	post.Point = action.PostToolCall
@@ -268,7 +261,7 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response) {
 		s.reply(resp.ID, errorResult(fmt.Sprintf("agentgov withheld the result of %s/%s: %s", s.g.cfg.Server, c.action.Tool.Name, strings.Join(pd.Reasons, "; ")),
 			map[string]any{"agentgov/effect": string(pd.Effect), "agentgov/decision": rr.PostDecision}))
 	case (hasRedact(pd) || s.g.cfg.RedactResults) && s.g.cfg.Detector != nil && text != "":
-		n, out := s.redact(result, content)
+		n, out := s.redact(resp.Result, res)
 		rr.Redacted = n
 		if n == 0 {
 			s.toClient(resp)
@@ -294,35 +287,31 @@ func hasRedact(d action.Decision) bool {
 	return false
 }
 
-// resultText is what the post-call decision inspects: every text block and
-// the structured content.
-func resultText(content []map[string]any, structured json.RawMessage) string {
-	var b strings.Builder
-	for _, c := range content {
-		if t, ok := c["text"].(string); ok {
-			if b.Len() > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(t)
-		}
-		if r, ok := c["resource"].(map[string]any); ok {
-			if t, ok := r["text"].(string); ok {
-				b.WriteByte('\n')
-				b.WriteString(t)
-			}
-		}
-	}
-	if len(structured) > 0 && string(structured) != "null" {
-		b.WriteByte('\n')
-		b.Write(structured)
-	}
-	return b.String()
-}
-
 // redact masks sensitive findings in every text of a result. It returns how
-// many findings it masked and the rewritten result.
-func (s *session) redact(result map[string]json.RawMessage, content []map[string]any) (int, json.RawMessage) {
+// many findings it masked and the rewritten result. Most results have
+// nothing to mask, so the texts are checked first and the result is only
+// taken apart and rebuilt when something is found.
+func (s *session) redact(raw json.RawMessage, res callResult) (int, json.RawMessage) {
 	det := s.g.cfg.Detector
+	found := false
+	for _, t := range res.Texts {
+		if len(det.Sensitive(t)) > 0 {
+			found = true
+			break
+		}
+	}
+	if !found && res.hasStructured() && len(det.Sensitive(string(res.StructuredContent))) > 0 {
+		found = true
+	}
+	if !found {
+		return 0, nil
+	}
+	var result map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &result); err != nil {
+		return 0, nil
+	}
+	var content []map[string]any
+	_ = json.Unmarshal(result["content"], &content)
 	n := 0
 	mask := func(t string) string {
 		f := det.Sensitive(t)

@@ -55,7 +55,7 @@ func parseMessage(data []byte) (jsonrpc.Message, error) {
 		result        []byte
 		wireErr       *jsonrpc.Error
 	)
-	obj := objectReader{data: data, maxDepth: maxMessageDepth}
+	obj := valueReader{data: data, maxDepth: maxMessageDepth}
 	if err := obj.open(); err != nil {
 		if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
 			// null decodes as an empty message, which has no version.
@@ -154,7 +154,7 @@ func parseID(raw []byte) (jsonrpc.ID, error) {
 // parseWireError fills e from a JSON-RPC error object. Like the SDK's
 // decoder it decodes into e as it is, so that duplicate error keys merge.
 func parseWireError(val []byte, e *jsonrpc.Error) error {
-	obj := objectReader{data: val}
+	obj := valueReader{data: val}
 	if err := obj.open(); err != nil {
 		return err
 	}
@@ -232,9 +232,9 @@ func jsonString(v []byte) (string, error) {
 	return string(inner), nil
 }
 
-// objectReader walks the members of a JSON object that is already known to
-// be valid JSON, without decoding their values.
-type objectReader struct {
+// valueReader walks the members of a JSON object, or the elements of an
+// array, that is already known to be valid JSON, without decoding them.
+type valueReader struct {
 	data []byte
 	pos  int
 	// maxDepth bounds the nesting of member values, as the SDK's decoder
@@ -246,7 +246,7 @@ type objectReader struct {
 // the level of the message object itself.
 const maxMessageDepth = 1000 - 1
 
-func (r *objectReader) skipSpace() {
+func (r *valueReader) skipSpace() {
 	for r.pos < len(r.data) {
 		switch r.data[r.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -258,7 +258,7 @@ func (r *objectReader) skipSpace() {
 }
 
 // open moves past the opening brace.
-func (r *objectReader) open() error {
+func (r *valueReader) open() error {
 	r.skipSpace()
 	if r.pos >= len(r.data) || r.data[r.pos] != '{' {
 		return errors.New("unmarshaling jsonrpc message: not a JSON object")
@@ -267,9 +267,43 @@ func (r *objectReader) open() error {
 	return nil
 }
 
+// openArray moves past the opening bracket.
+func (r *valueReader) openArray() error {
+	r.skipSpace()
+	if r.pos >= len(r.data) || r.data[r.pos] != '[' {
+		return errors.New("not a JSON array")
+	}
+	r.pos++
+	return nil
+}
+
+// nextElement returns the next element of an array; ok is false after the
+// last one.
+func (r *valueReader) nextElement() (val []byte, ok bool, err error) {
+	r.skipSpace()
+	if r.pos < len(r.data) && r.data[r.pos] == ',' {
+		r.pos++
+		r.skipSpace()
+	}
+	if r.pos >= len(r.data) {
+		return nil, false, errors.New("unexpected end of array")
+	}
+	if r.data[r.pos] == ']' {
+		r.pos++
+		return nil, false, nil
+	}
+	start := r.pos
+	end, err := r.skipValue(start)
+	if err != nil {
+		return nil, false, err
+	}
+	r.pos = end
+	return r.data[start:end], true, nil
+}
+
 // next returns the next member's key (unquoted) and raw value; ok is false
 // after the last member.
-func (r *objectReader) next() (key, val []byte, ok bool, err error) {
+func (r *valueReader) next() (key, val []byte, ok bool, err error) {
 	r.skipSpace()
 	if r.pos < len(r.data) && r.data[r.pos] == ',' {
 		r.pos++
@@ -313,7 +347,7 @@ func (r *objectReader) next() (key, val []byte, ok bool, err error) {
 
 // skipValue returns the end of the value starting at i. The data is valid
 // JSON, so only strings and nesting need following.
-func (r *objectReader) skipValue(i int) (int, error) {
+func (r *valueReader) skipValue(i int) (int, error) {
 	d := r.data
 	depth := 0
 	for i < len(d) {

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -54,6 +55,27 @@ func FuzzParseLock(f *testing.F) {
 		}
 		if _, err := ParseLock("again.lock", out); err != nil {
 			t.Fatalf("a parsed lock wrote back unparseable: %v\n%s", err, out)
+		}
+	})
+}
+
+// FuzzCallResult checks that the gateway reads every tools/call result as
+// the map-based reading it replaced did.
+func FuzzCallResult(f *testing.F) {
+	for _, r := range callResults {
+		f.Add(r)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !json.Valid([]byte(in)) {
+			return
+		}
+		want, wantErr, ok := resultTextByMaps(json.RawMessage(in))
+		res, err := parseCallResult(json.RawMessage(in))
+		if (err == nil) != ok {
+			t.Fatalf("%s: error %v, the maps say ok=%v", in, err, ok)
+		}
+		if err == nil && (res.text() != want || res.IsError != wantErr) {
+			t.Fatalf("%s: text %q isError %v; want %q %v", in, res.text(), res.IsError, want, wantErr)
 		}
 	})
 }
