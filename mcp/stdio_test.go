@@ -94,3 +94,18 @@ func TestBadInputGetsClearErrorsAndServiceGoesOn(t *testing.T) {
 		t.Fatalf("a good call after bad input = %+v %s", r.Error, r.Result)
 	}
 }
+
+// A key that differs from "name" or "arguments" only in case must not
+// change what the gateway decides on: the server reads the exact keys.
+func TestCallKeysMatchExactly(t *testing.T) {
+	w, sc := rawGateway(t, 4096)
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	if r := exchange(t, w, sc, init); r.Error != nil {
+		t.Fatalf("initialize: %+v", r.Error)
+	}
+	io.WriteString(w, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
+	r := exchange(t, w, sc, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"forbidden","Name":"echo","arguments":{},"Arguments":{"text":"x"}}}`)
+	if r.Error != nil || !strings.Contains(string(r.Result), "denied") {
+		t.Fatalf("a call to forbidden disguised as echo = %+v %s; want it denied", r.Error, r.Result)
+	}
+}
