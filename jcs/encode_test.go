@@ -17,6 +17,18 @@ type stamp struct{ s string }
 
 func (s stamp) MarshalText() ([]byte, error) { return []byte("t:" + s.s), nil }
 
+// ptrStamp marshals itself only through a pointer: encoding/json uses that
+// when the value is addressable (reached through a pointer), not otherwise.
+type ptrStamp struct{ S string }
+
+func (s *ptrStamp) MarshalText() ([]byte, error) { return []byte("p:" + s.S), nil }
+
+// both is a TextMarshaler whose pointer is also a json.Marshaler.
+type both struct{ s string }
+
+func (b both) MarshalText() ([]byte, error)  { return []byte("text:" + b.s), nil }
+func (b *both) MarshalJSON() ([]byte, error) { return []byte(`{"json":"` + b.s + `"}`), nil }
+
 type record struct {
 	Name    string          `json:"name"`
 	Skip    string          `json:"-"`
@@ -26,6 +38,9 @@ type record struct {
 	When    time.Time       `json:"when"`
 	Later   time.Time       `json:"later,omitzero"`
 	Stamp   stamp           `json:"stamp"`
+	PStamp  ptrStamp        `json:"pstamp"`
+	NoStamp *stamp          `json:"no_stamp"`
+	Both    both            `json:"both"`
 	List    []string        `json:"list"`
 	Raw     json.RawMessage `json:"raw,omitempty"`
 	Bytes   []byte          `json:"bytes,omitempty"`
@@ -45,7 +60,8 @@ func TestEncoderMatchesRoundTrip(t *testing.T) {
 		record{Name: "n", Args: map[string]any{"path": "/tmp", "n": int64(3)}, When: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
 			Stamp: stamp{"x"}, Raw: json.RawMessage(`{"b": 1, "a": [2, 3.0]}`), Bytes: []byte{1, 2, 3}, F: 0.1, U: math.MaxUint64,
 			Ptr: &inner{Z: "p", M: map[string]string{"k": "v"}}, Any: map[string]any{"x": []any{1.5}}, IntKeys: map[int]string{2: "b", 10: "a"}},
-		&record{Name: "pointer"},
+		&record{Name: "pointer", PStamp: ptrStamp{"addressable"}, Both: both{"addressable"}},
+		record{Name: "value", PStamp: ptrStamp{"not addressable"}, Both: both{"not addressable"}, NoStamp: &stamp{"set"}},
 		struct {
 			inner
 			X int `json:"x"`

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -20,12 +21,25 @@ import (
 // Marshal returns the canonical JSON of v, encoded by encoding/json's rules
 // (struct tags, omitempty, Marshaler implementations apply).
 func Marshal(v any) ([]byte, error) {
-	var e encoder
+	e := encoders.Get().(*encoder)
+	defer func() {
+		if e.buf.Cap() <= maxPooledBuffer {
+			e.buf.Reset()
+			encoders.Put(e)
+		}
+	}()
 	if err := e.value(reflect.ValueOf(v)); err != nil {
 		return nil, err
 	}
-	return e.buf.Bytes(), nil
+	return bytes.Clone(e.buf.Bytes()), nil
 }
+
+// encoders reuse their buffers: growing a fresh one to the size of an audit
+// record was a sixth of the encoding's cost. Buffers that grew past
+// maxPooledBuffer are left to the collector rather than kept.
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
+
+const maxPooledBuffer = 64 << 10
 
 // marshalSlow is Marshal the long way, kept as the reference the encoder is
 // tested against.
@@ -122,33 +136,52 @@ func compareUTF16(a, b string) int {
 // escapes where they exist, \u00XX for other control characters, everything
 // else literal.
 func writeString(buf *bytes.Buffer, s string) {
+	const hex = "0123456789abcdef"
 	buf.WriteByte('"')
+	start := 0 // s[start:i] is copied as it is
 	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			buf.WriteString("\ufffd") // as encoding/json: invalid UTF-8 becomes U+FFFD
-		case r == '"':
-			buf.WriteString(`\"`)
-		case r == '\\':
-			buf.WriteString(`\\`)
-		case r == '\b':
-			buf.WriteString(`\b`)
-		case r == '\f':
-			buf.WriteString(`\f`)
-		case r == '\n':
-			buf.WriteString(`\n`)
-		case r == '\r':
-			buf.WriteString(`\r`)
-		case r == '\t':
-			buf.WriteString(`\t`)
-		case r < 0x20:
-			fmt.Fprintf(buf, `\u%04x`, r)
-		default:
-			buf.WriteString(s[i : i+size])
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				buf.WriteString(s[start:i])
+				buf.WriteString("\ufffd") // as encoding/json: invalid UTF-8 becomes U+FFFD
+				i++
+				start = i
+				continue
+			}
+			i += size
+			continue
 		}
-		i += size
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		buf.WriteString(s[start:i])
+		switch c {
+		case '"':
+			buf.WriteString(`\"`)
+		case '\\':
+			buf.WriteString(`\\`)
+		case '\b':
+			buf.WriteString(`\b`)
+		case '\f':
+			buf.WriteString(`\f`)
+		case '\n':
+			buf.WriteString(`\n`)
+		case '\r':
+			buf.WriteString(`\r`)
+		case '\t':
+			buf.WriteString(`\t`)
+		default:
+			buf.WriteString(`\u00`)
+			buf.WriteByte(hex[c>>4])
+			buf.WriteByte(hex[c&0xf])
+		}
+		i++
+		start = i
 	}
+	buf.WriteString(s[start:])
 	buf.WriteByte('"')
 }
 

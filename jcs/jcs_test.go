@@ -1,6 +1,11 @@
 package jcs
 
-import "testing"
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestTransform(t *testing.T) {
 	cases := []struct{ in, want string }{
@@ -51,6 +56,53 @@ func FuzzTransform(f *testing.F) {
 		again, err := Transform(out)
 		if err != nil || string(again) != string(out) {
 			t.Fatalf("canonical form is not stable: %s -> %s (%v)", out, again, err)
+		}
+	})
+}
+
+// writeStringByRune is the plain rune-by-rune statement of the escaping
+// rules; writeString copies unescaped runs in bulk and must agree with it.
+func writeStringByRune(buf *bytes.Buffer, s string) {
+	buf.WriteByte('"')
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			buf.WriteString("\ufffd")
+		case r == '"':
+			buf.WriteString(`\"`)
+		case r == '\\':
+			buf.WriteString(`\\`)
+		case r == '\b':
+			buf.WriteString(`\b`)
+		case r == '\f':
+			buf.WriteString(`\f`)
+		case r == '\n':
+			buf.WriteString(`\n`)
+		case r == '\r':
+			buf.WriteString(`\r`)
+		case r == '\t':
+			buf.WriteString(`\t`)
+		case r < 0x20:
+			fmt.Fprintf(buf, `\u%04x`, r)
+		default:
+			buf.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	buf.WriteByte('"')
+}
+
+func FuzzWriteString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "\x00\x01\x1f\x7f", "tab\tnl\ncr\r\b\f", "é€😀", "bad\xffutf8\xc3", "\xe2\x82", "mixed \"é\" \x02 end"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want bytes.Buffer
+		writeString(&got, s)
+		writeStringByRune(&want, s)
+		if got.String() != want.String() {
+			t.Fatalf("writeString(%q) = %q, want %q", s, got.String(), want.String())
 		}
 	})
 }
