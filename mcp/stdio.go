@@ -57,7 +57,7 @@ func NewStdioConn(r io.Reader, w io.Writer, closer io.Closer, max int) *StdioCon
 	if max <= 0 {
 		max = DefaultMaxMessageBytes
 	}
-	return &StdioConn{r: bufio.NewReaderSize(r, 64*1024), w: w, max: max, closer: closer}
+	return &StdioConn{r: bufio.NewReaderSize(pollable(r), 64*1024), w: w, max: max, closer: closer}
 }
 
 var _ sdk.Connection = (*StdioConn)(nil)
