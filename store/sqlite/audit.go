@@ -109,12 +109,12 @@ func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.N
 			tx.Rollback()
 		}
 	}()
-	if err := insertMany(ctx, tx, "INSERT INTO audit_entries (idx, data) VALUES ", "(?,?)", len(rows), func(i int) []any {
+	if err := insertMany(ctx, tx, "INSERT OR ROLLBACK INTO audit_entries (idx, data) VALUES ", "(?,?)", len(rows), func(i int) []any {
 		return []any{int64(rows[i].Index), rows[i].Data}
 	}); err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
 	}
-	if err := insertMany(ctx, tx, "INSERT INTO audit_nodes (level, idx, hash) VALUES ", "(?,?,?)", len(nodes), func(i int) []any {
+	if err := insertMany(ctx, tx, "INSERT OR ROLLBACK INTO audit_nodes (level, idx, hash) VALUES ", "(?,?,?)", len(nodes), func(i int) []any {
 		return []any{int64(nodes[i].ID.Level), int64(nodes[i].ID.Index), nodes[i].Hash}
 	}); err != nil {
 		return fmt.Errorf("append audit tree nodes: %w", err)
