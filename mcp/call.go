@@ -34,9 +34,20 @@ func errorResult(text string, meta map[string]any) toolResult {
 	return toolResult{Content: []textContent{{Type: "text", Text: text}}, IsError: true, Meta: meta}
 }
 
+// inlineLimit is the size of params or result up to which a call is
+// decided, or its result checked, on the goroutine that read it. Handing
+// each call to a goroutine of its own cost a scheduler hand-off on every
+// call (tens of µs on a busy machine), more than the work itself; large
+// messages, whose scanning takes longer, still get their own goroutine so
+// they do not hold up the messages behind them.
+const inlineLimit = 64 << 10
+
 // handleCall decides one tools/call and forwards it, or answers it with the
-// reason it was not.
-func (s *session) handleCall(req *jsonrpc.Request) {
+// reason it was not. inline says it runs on the session's read loop (see
+// fromClient), which must not wait on the client: asking the user for an
+// approval, and the audit append (which group-commits concurrent appends),
+// then continue on a goroutine of their own.
+func (s *session) handleCall(req *jsonrpc.Request, inline bool) {
 	p, err := parseCallParams(req.Params)
 	if err != nil || p.Name == "" {
 		s.takeInflight(req.ID)
@@ -90,10 +101,23 @@ func (s *session) handleCall(req *jsonrpc.Request) {
 		if err != nil {
 			d = denial(fmt.Sprintf("gateway: the decision failed, so the call is denied: %v", err))
 		}
-		if d.Effect == action.RequireApproval {
+		if d.Effect == action.RequireApproval && s.mayElicit(d) {
+			if inline {
+				go func() { s.completeCall(req, p.Name, a, s.approveByElicitation(a, d), rec, key, digest) }()
+				return
+			}
 			d = s.approveByElicitation(a, d)
 		}
 	}
+	if inline && s.g.cfg.Recorder != nil {
+		go s.completeCall(req, p.Name, a, d, rec, key, digest)
+		return
+	}
+	s.completeCall(req, p.Name, a, d, rec, key, digest)
+}
+
+// completeCall audits a decided call and forwards it or answers it.
+func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Action, d action.Decision, rec callRecord, key, digest string) {
 	rec.Effect, rec.Reasons = d.Effect, d.Reasons
 	if !d.ID.IsZero() {
 		rec.Decision = d.ID.String()
@@ -130,7 +154,7 @@ func (s *session) handleCall(req *jsonrpc.Request) {
 			s.approvals[key] = ticket
 			s.mu.Unlock()
 		}
-		s.reply(req.ID, errorResult(approvalText(s.g.cfg.Server, p.Name, d, ticket), map[string]any{
+		s.reply(req.ID, errorResult(approvalText(s.g.cfg.Server, name, d, ticket), map[string]any{
 			"agentgov/decision": d.ID.String(), "agentgov/approval_id": ticket, "agentgov/effect": string(d.Effect),
 		}))
 	default:
@@ -139,7 +163,7 @@ func (s *session) handleCall(req *jsonrpc.Request) {
 		if !d.ID.IsZero() {
 			meta["agentgov/decision"] = d.ID.String()
 		}
-		s.reply(req.ID, errorResult(denyText(s.g.cfg.Server, p.Name, d), meta))
+		s.reply(req.ID, errorResult(denyText(s.g.cfg.Server, name, d), meta))
 	}
 }
 
@@ -174,17 +198,25 @@ func approvalText(server, tool string, d action.Decision, ticket string) string 
 	return b.String()
 }
 
+// mayElicit says whether the user can be asked to approve d: the client
+// supports elicitation, the gateway is configured to ask, and there is a
+// ticket to approve.
+func (s *session) mayElicit(d action.Decision) bool {
+	s.mu.Lock()
+	elicit := s.elicit
+	s.mu.Unlock()
+	_, ok := s.g.cfg.Decider.(Approver)
+	return elicit && ok && s.g.cfg.ElicitApprovals && d.Approval != nil && d.Approval.ID != ""
+}
+
 // approveByElicitation asks the user, through the client, whether to
 // approve a call that needs approval; on yes it approves the ticket and
 // decides again under it.
 func (s *session) approveByElicitation(a action.Action, d action.Decision) action.Decision {
-	s.mu.Lock()
-	elicit := s.elicit
-	s.mu.Unlock()
-	ap, ok := s.g.cfg.Decider.(Approver)
-	if !elicit || !ok || !s.g.cfg.ElicitApprovals || d.Approval == nil || d.Approval.ID == "" {
+	if !s.mayElicit(d) {
 		return d
 	}
+	ap := s.g.cfg.Decider.(Approver)
 	args, _ := json.Marshal(a.Args)
 	msg := fmt.Sprintf("agentgov: approve the call to %s/%s with arguments %s? %s", a.Tool.Server, a.Tool.Name, truncate(string(args), 2000), strings.Join(d.Reasons, "; "))
 	resp, err := s.callOn(s.client, methodElicit, map[string]any{
@@ -228,17 +260,27 @@ func truncate(s string, n int) string {
 
 // finishCall decides again on the result of an allowed call, redacts or
 // withholds it as that decision says, and records the outcome.
-func (s *session) finishCall(c *callState, resp *jsonrpc.Response) {
+func (s *session) finishCall(c *callState, resp *jsonrpc.Response, inline bool) {
+	// On the upstream's read loop (inline), the audit append of the
+	// outcome goes to a goroutine of its own, after the client has its
+	// answer.
+	settle := func(status, errText string, rr *resultRecord) {
+		if inline && s.g.cfg.Recorder != nil {
+			go s.settle(c, status, errText, rr)
+			return
+		}
+		s.settle(c, status, errText, rr)
+	}
 	if resp.Error != nil {
 		s.toClient(resp)
-		s.settle(c, "error", resp.Error.Error(), nil)
+		settle("error", resp.Error.Error(), nil)
 		return
 	}
 	res, err := parseCallResult(resp.Result)
 	if err != nil {
 		msg := fmt.Sprintf("upstream %q sent a malformed tools/call result: %v", s.g.cfg.Server, err)
 		s.replyError(resp.ID, codeUpstreamFailure, msg)
-		s.settle(c, "error", msg, nil)
+		settle("error", msg, nil)
 		return
 	}
 	text := res.text()
@@ -272,9 +314,9 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response) {
 		s.toClient(resp)
 	}
 	if isError {
-		s.settle(c, "error", truncate(text, 500), rr)
+		settle("error", truncate(text, 500), rr)
 	} else {
-		s.settle(c, "ok", "", rr)
+		settle("ok", "", rr)
 	}
 }
 

@@ -187,7 +187,13 @@ func (s *session) fromClient(req *jsonrpc.Request) {
 		s.upMu.Unlock()
 		s.forward(req)
 	case methodToolsCall:
-		go s.handleCall(req)
+		if len(req.Params) <= inlineLimit && s.catalogReady() {
+			s.handleCall(req, true)
+		} else {
+			// The first call waits for the catalog, which must not hold up
+			// reading the client.
+			go s.handleCall(req, false)
+		}
 	default:
 		s.forward(req)
 	}
@@ -357,7 +363,11 @@ func (s *session) readUpstream(up sdk.Connection, gen int) {
 			case inf == nil:
 				s.toClient(m)
 			case inf.call != nil:
-				go s.finishCall(inf.call, m)
+				if len(m.Result) <= inlineLimit {
+					s.finishCall(inf.call, m, true)
+				} else {
+					go s.finishCall(inf.call, m, false)
+				}
 			case inf.method == methodToolsList:
 				go s.filterList(m)
 			default:
@@ -447,6 +457,14 @@ func (s *session) deliverInternal(resp *jsonrpc.Response) bool {
 	}
 	ch <- resp
 	return true
+}
+
+// catalogReady says whether a call would find a current catalog without
+// waiting.
+func (s *session) catalogReady() bool {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	return s.catDone
 }
 
 // markStale makes calls wait for the next catalog load.
