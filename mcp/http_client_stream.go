@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,9 +30,9 @@ type clientStream struct {
 	done      chan struct{}
 
 	mu       sync.Mutex
-	waiting  map[jsonrpc.ID]chan<- jsonrpc.Message // calls in flight -> the POST to answer on
-	listener chan jsonrpc.Message                  // the open GET stream's queue, if one is open
-	backlog  []jsonrpc.Message                     // notifications sent while no GET stream was open
+	waiting  map[jsonrpc.ID]*postAnswer // calls in flight -> the POST to answer on
+	listener chan jsonrpc.Message       // the open GET stream's queue, if one is open
+	backlog  []jsonrpc.Message          // notifications sent while no GET stream was open
 }
 
 // Bounds on what waits for a client's GET stream: its queue, and the
@@ -48,7 +49,7 @@ func newClientStream(id string) *clientStream {
 		id:       id,
 		incoming: make(chan jsonrpc.Message, 16),
 		done:     make(chan struct{}),
-		waiting:  map[jsonrpc.ID]chan<- jsonrpc.Message{},
+		waiting:  map[jsonrpc.ID]*postAnswer{},
 	}
 }
 
@@ -72,21 +73,23 @@ func (c *clientStream) Read(ctx context.Context) (jsonrpc.Message, error) {
 // cannot come; a notification is kept until one opens.
 func (c *clientStream) Write(ctx context.Context, msg jsonrpc.Message) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	select {
 	case <-c.done:
+		c.mu.Unlock()
 		return sdk.ErrConnectionClosed
 	default:
 	}
-	switch m := msg.(type) {
-	case *jsonrpc.Response:
-		ch := c.waiting[m.ID]
-		if ch == nil {
+	if m, ok := msg.(*jsonrpc.Response); ok {
+		pa := c.waiting[m.ID]
+		delete(c.waiting, m.ID)
+		c.mu.Unlock()
+		if pa == nil {
 			return fmt.Errorf("no request %v of the client is waiting for this answer", m.ID.Raw())
 		}
-		delete(c.waiting, m.ID)
-		ch <- m // the POST's channel has room for each of its answers
-		return nil
+		return pa.answer(m)
+	}
+	defer c.mu.Unlock()
+	switch m := msg.(type) {
 	case *jsonrpc.Request:
 		if c.listener != nil {
 			select {
@@ -138,7 +141,15 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	answers := make(chan jsonrpc.Message, len(ids))
+	// Headers before the messages go out: from then on the answer may be
+	// written by another goroutine (see postAnswer).
+	if opening {
+		w.Header()[sessionHeader] = []string{c.id}
+	}
+	pa := &postAnswer{answers: make(chan jsonrpc.Message, len(ids)), written: make(chan struct{})}
+	if len(ids) == 1 && accepts(r, mediaJSON) {
+		pa.w = w
+	}
 	c.mu.Lock()
 	for i, id := range ids {
 		_, busy := c.waiting[id]
@@ -152,47 +163,40 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		}
 	}
 	for _, id := range ids {
-		c.waiting[id] = answers
+		c.waiting[id] = pa
 	}
 	c.mu.Unlock()
 	defer func() {
 		// Answers that come after the client gave up have nowhere to go.
 		c.mu.Lock()
 		for _, id := range ids {
-			if c.waiting[id] == answers {
+			if c.waiting[id] == pa {
 				delete(c.waiting, id)
 			}
 		}
 		c.mu.Unlock()
 	}()
 	if !c.publish(msgs) {
-		httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended")
+		// Part of a batch may have gone out, and its answer with it.
+		pa.abandon(func() { httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended") })
 		return
 	}
-	h := w.Header()
-	if opening {
-		h[sessionHeader] = []string{c.id}
-	}
-	if len(ids) == 1 && accepts(r, mediaJSON) {
+	if pa.w != nil {
+		// The answer is written by whoever sends it (see postAnswer);
+		// this only waits for it, or gives up.
 		select {
-		case m := <-answers:
-			data, err := encodeMessage(m)
-			if err != nil {
-				writeRPCError(w, http.StatusInternalServerError, ids[0], jsonrpc.CodeInternalError, err.Error())
-				return
-			}
-			h["Content-Type"] = contentTypeJSON
-			w.Write(data)
+		case <-pa.written:
 		case <-r.Context().Done():
+			pa.abandon(nil)
 		case <-c.done:
-			httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended")
+			pa.abandon(func() { httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended") })
 		}
 		return
 	}
 	ev := startEvents(w)
 	for range ids {
 		select {
-		case m := <-answers:
+		case m := <-pa.answers:
 			if ev.send(m) != nil {
 				return
 			}
@@ -201,6 +205,61 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		case <-c.done:
 			return
 		}
+	}
+}
+
+// postAnswer is how a POST's requests get their answers. A POST with one
+// request, from a client that takes JSON, is answered by the goroutine that
+// sends the answer, which writes it to the POST's response writer and
+// flushes it while the POST's handler waits: handing the answer to the
+// handler instead cost a scheduler hand-off on every call. Any other POST
+// streams its answers as events from its handler, through answers.
+type postAnswer struct {
+	answers chan jsonrpc.Message // room for every answer of the POST
+
+	mu      sync.Mutex
+	w       http.ResponseWriter // set for a JSON answer
+	over    bool                // the answer was written, or the POST gave up
+	written chan struct{}       // closed when over
+}
+
+func (pa *postAnswer) answer(m *jsonrpc.Response) error {
+	if pa.w == nil {
+		pa.answers <- m
+		return nil
+	}
+	data, err := encodeMessage(m)
+	if err != nil {
+		return err
+	}
+	pa.mu.Lock()
+	defer pa.mu.Unlock()
+	if pa.over {
+		return fmt.Errorf("the client stopped waiting for the answer to %v", m.ID.Raw())
+	}
+	pa.over = true
+	defer close(pa.written)
+	h := pa.w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(data))}
+	if _, err := pa.w.Write(data); err != nil {
+		return err
+	}
+	return http.NewResponseController(pa.w).Flush()
+}
+
+// abandon ends a JSON answer that will not come, with last's response if
+// nothing was written yet.
+func (pa *postAnswer) abandon(last func()) {
+	pa.mu.Lock()
+	defer pa.mu.Unlock()
+	if pa.over {
+		return
+	}
+	pa.over = true
+	close(pa.written)
+	if last != nil {
+		last()
 	}
 }
 

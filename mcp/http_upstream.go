@@ -78,6 +78,8 @@ type httpUpstream struct {
 
 	closeOnce sync.Once
 
+	push func(jsonrpc.Message) // see pushTo
+
 	mu        sync.Mutex
 	sessionID string
 	version   string
@@ -306,8 +308,13 @@ func (c *httpUpstream) answer(req *jsonrpc.Request, err error) {
 	c.deliver(req, &jsonrpc.Response{ID: req.ID, Error: &jsonrpc.Error{Code: codeUpstreamFailure, Message: err.Error()}})
 }
 
-// deliver hands a message to Read. The answer to initialize also tells the
-// protocol version to send from then on.
+// pushTo makes every message go to push, on the goroutine that received
+// it, instead of to Read. It must be called before the first Write.
+func (c *httpUpstream) pushTo(push func(jsonrpc.Message)) { c.push = push }
+
+// deliver hands a message to the session (see pushTo), or else to Read.
+// The answer to initialize also tells the protocol version to send from
+// then on.
 func (c *httpUpstream) deliver(req *jsonrpc.Request, m jsonrpc.Message) {
 	if r, ok := m.(*jsonrpc.Response); ok && req.Method == methodInitialize && r.ID == req.ID && r.Error == nil {
 		var res struct {
@@ -318,6 +325,14 @@ func (c *httpUpstream) deliver(req *jsonrpc.Request, m jsonrpc.Message) {
 			c.version = res.ProtocolVersion
 			c.mu.Unlock()
 		}
+	}
+	if c.push != nil {
+		select {
+		case <-c.done:
+		default:
+			c.push(m)
+		}
+		return
 	}
 	select {
 	case c.incoming <- m:

@@ -278,6 +278,9 @@ func (s *session) upstream() (sdk.Connection, int, error) {
 	restart := s.upGen > 0
 	s.upGen++
 	gen := s.upGen
+	if p, ok := up.(pushingConn); ok {
+		p.pushTo(s.fromUpstream)
+	}
 	go s.readUpstream(up, gen)
 	if restart && s.initParams != nil {
 		// A restarted upstream: bring it to where the client believes it is.
@@ -353,33 +356,48 @@ func (s *session) readUpstream(up sdk.Connection, gen int) {
 			}
 			return
 		}
-		switch m := msg.(type) {
-		case *jsonrpc.Response:
-			if s.deliverInternal(m) {
-				continue
+		s.fromUpstream(msg)
+	}
+}
+
+// pushingConn is an upstream connection that can hand each message to the
+// session on the goroutine that received it, rather than through Read,
+// which would add a hand-off between goroutines to every answer. Read then
+// only reports the connection's end. httpUpstream is one: each call's
+// answer is received on a goroutine of its own.
+type pushingConn interface {
+	pushTo(func(jsonrpc.Message))
+}
+
+// fromUpstream acts on one message from the upstream. It may run on several
+// goroutines at once (see pushingConn).
+func (s *session) fromUpstream(msg jsonrpc.Message) {
+	switch m := msg.(type) {
+	case *jsonrpc.Response:
+		if s.deliverInternal(m) {
+			return
+		}
+		inf := s.takeInflight(m.ID)
+		switch {
+		case inf == nil:
+			s.toClient(m)
+		case inf.call != nil:
+			if len(m.Result) <= inlineLimit {
+				s.finishCall(inf.call, m, true)
+			} else {
+				go s.finishCall(inf.call, m, false)
 			}
-			inf := s.takeInflight(m.ID)
-			switch {
-			case inf == nil:
-				s.toClient(m)
-			case inf.call != nil:
-				if len(m.Result) <= inlineLimit {
-					s.finishCall(inf.call, m, true)
-				} else {
-					go s.finishCall(inf.call, m, false)
-				}
-			case inf.method == methodToolsList:
-				go s.filterList(m)
-			default:
-				s.toClient(m)
-			}
-		case *jsonrpc.Request:
-			if m.Method == methodListChanged {
-				s.markStale()
-				go s.loadCatalog()
-			}
+		case inf.method == methodToolsList:
+			go s.filterList(m)
+		default:
 			s.toClient(m)
 		}
+	case *jsonrpc.Request:
+		if m.Method == methodListChanged {
+			s.markStale()
+			go s.loadCatalog()
+		}
+		s.toClient(m)
 	}
 }
 
