@@ -78,7 +78,8 @@ type httpUpstream struct {
 
 	closeOnce sync.Once
 
-	push func(jsonrpc.Message) // see pushTo
+	push  func(jsonrpc.Message) // see pushTo
+	calls chan upstreamCall     // to an idle call worker, see startCall
 
 	mu        sync.Mutex
 	sessionID string
@@ -93,6 +94,7 @@ func newHTTPUpstream(url string, client *http.Client) *httpUpstream {
 	return &httpUpstream{
 		url: url, client: client, ctx: ctx, cancel: cancel,
 		incoming: make(chan jsonrpc.Message, 16),
+		calls:    make(chan upstreamCall),
 		done:     make(chan struct{}),
 		failed:   make(chan struct{}),
 	}
@@ -144,7 +146,7 @@ func (c *httpUpstream) Write(ctx context.Context, msg jsonrpc.Message) error {
 	}
 	req, ok := msg.(*jsonrpc.Request)
 	if ok && req.IsCall() {
-		go c.call(req, body)
+		c.startCall(upstreamCall{req, body})
 		return nil
 	}
 	resp, err := c.post(msg, body)
@@ -225,6 +227,35 @@ func (c *httpUpstream) sessionGone(resp *http.Response) bool {
 	c.gone = true
 	c.mu.Unlock()
 	return true
+}
+
+type upstreamCall struct {
+	req  *jsonrpc.Request
+	body []byte
+}
+
+// startCall hands a request to an idle call worker, or starts one. Workers
+// stay for the life of the connection, as many as calls have been in
+// flight at once: a fresh goroutine per call had to grow its stack through
+// the HTTP client and the post-call checks on every call, which showed in
+// profiles.
+func (c *httpUpstream) startCall(uc upstreamCall) {
+	select {
+	case c.calls <- uc:
+	default:
+		go c.callWorker(uc)
+	}
+}
+
+func (c *httpUpstream) callWorker(uc upstreamCall) {
+	for {
+		c.call(uc.req, uc.body)
+		select {
+		case uc = <-c.calls:
+		case <-c.done:
+			return
+		}
+	}
 }
 
 // call posts a request and delivers what comes back, ending with the
