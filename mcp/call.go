@@ -103,21 +103,22 @@ func (s *session) handleCall(req *jsonrpc.Request, inline bool) {
 		}
 		if d.Effect == action.RequireApproval && s.mayElicit(d) {
 			if inline {
-				go func() { s.completeCall(req, p.Name, a, s.approveByElicitation(a, d), rec, key, digest) }()
+				go func() { s.completeCall(req, p.Name, a, s.approveByElicitation(a, d), rec, key, digest, true) }()
 				return
 			}
 			d = s.approveByElicitation(a, d)
 		}
 	}
 	if inline && s.g.cfg.Recorder != nil {
-		go s.completeCall(req, p.Name, a, d, rec, key, digest)
+		go s.completeCall(req, p.Name, a, d, rec, key, digest, true)
 		return
 	}
-	s.completeCall(req, p.Name, a, d, rec, key, digest)
+	s.completeCall(req, p.Name, a, d, rec, key, digest, !inline)
 }
 
-// completeCall audits a decided call and forwards it or answers it.
-func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Action, d action.Decision, rec callRecord, key, digest string) {
+// completeCall audits a decided call and forwards it or answers it. own is
+// as for fromClientMessage.
+func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Action, d action.Decision, rec callRecord, key, digest string, own bool) {
 	rec.Effect, rec.Reasons = d.Effect, d.Reasons
 	if !d.ID.IsZero() {
 		rec.Decision = d.ID.String()
@@ -144,7 +145,7 @@ func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Actio
 		delete(s.approvals, key)
 		inf.call = &callState{req: req, action: a, decision: d, digest: digest, start: s.g.now().UnixNano()}
 		s.mu.Unlock()
-		s.forward(req)
+		s.forward(req, own)
 	case action.RequireApproval:
 		s.takeInflight(req.ID)
 		ticket := ""

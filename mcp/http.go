@@ -145,13 +145,14 @@ func (h *HTTPHandler) open(w http.ResponseWriter, r *http.Request, who Identity)
 	conn := newClientStream(sid)
 	ctx, stop := context.WithCancel(h.ctx)
 	hs := &httpSession{conn: conn, who: who, stop: stop}
+	s := newSession(ctx, h.g, conn, who, sid)
+	conn.pushTo(func(m jsonrpc.Message) { s.fromClientMessage(m, true) })
 	h.mu.Lock()
 	h.sessions[sid] = hs
 	h.mu.Unlock()
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		s := newSession(ctx, h.g, conn, who, sid)
 		if err := s.run(); err != nil {
 			h.g.log.Warn("mcp http session ended", "session", sid, "err", err)
 		}

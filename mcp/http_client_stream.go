@@ -29,6 +29,8 @@ type clientStream struct {
 	closeOnce sync.Once
 	done      chan struct{}
 
+	push func(jsonrpc.Message) // see pushTo
+
 	mu       sync.Mutex
 	waiting  map[jsonrpc.ID]*postAnswer // calls in flight -> the POST to answer on
 	listener chan jsonrpc.Message       // the open GET stream's queue, if one is open
@@ -263,8 +265,27 @@ func (pa *postAnswer) abandon(last func()) {
 	}
 }
 
-// publish hands messages to Read; false means the session ended first.
+// pushTo makes the message of a POST that carries one go to push, on the
+// POST's goroutine, instead of to Read: the session then handles the
+// request there, start to finish, and writes the answer itself (see
+// postAnswer), where passing it through the session's read loop cost a
+// hand-off between goroutines each way. A batch still goes through Read, so
+// that its requests are handled side by side. It must be called before the
+// first POST is served.
+func (c *clientStream) pushTo(push func(jsonrpc.Message)) { c.push = push }
+
+// publish hands messages to the session; false means the session ended
+// first.
 func (c *clientStream) publish(msgs []jsonrpc.Message) bool {
+	if len(msgs) == 1 && c.push != nil {
+		select {
+		case <-c.done:
+			return false
+		default:
+		}
+		c.push(msgs[0])
+		return true
+	}
 	for _, m := range msgs {
 		select {
 		case c.incoming <- m:

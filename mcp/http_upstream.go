@@ -130,8 +130,9 @@ func (c *httpUpstream) fail(err error) {
 
 // Write posts msg. A notification or a response is posted before Write
 // returns, so that what the client sends in order arrives in order. A
-// request is posted in the background and answered through Read, so that a
-// slow upstream call holds up neither the caller nor other calls.
+// request is posted by a call worker and its answer delivered (see
+// deliver), so that a slow upstream call holds up neither the caller nor
+// other calls.
 func (c *httpUpstream) Write(ctx context.Context, msg jsonrpc.Message) error {
 	select {
 	case <-c.failed:
@@ -163,6 +164,28 @@ func (c *httpUpstream) Write(ctx context.Context, msg jsonrpc.Message) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// writeAndWait is Write, except that a request is posted on the caller's
+// goroutine and its answer delivered before it returns.
+func (c *httpUpstream) writeAndWait(ctx context.Context, msg jsonrpc.Message) error {
+	req, ok := msg.(*jsonrpc.Request)
+	if !ok || !req.IsCall() {
+		return c.Write(ctx, msg)
+	}
+	select {
+	case <-c.failed:
+		return c.failErr
+	case <-c.done:
+		return sdk.ErrConnectionClosed
+	default:
+	}
+	body, err := encodeMessage(msg)
+	if err != nil {
+		return err
+	}
+	c.call(req, body)
 	return nil
 }
 

@@ -196,6 +196,10 @@ func TestRealServerOverHTTPUpstream(t *testing.T) {
 	if err != nil || res.IsError {
 		t.Fatalf("long running operation = %v %v", res, err)
 	}
+	// The client handles notifications concurrently with the answer.
+	for deadline := time.Now().Add(5 * time.Second); progress.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if progress.Load() < 3 {
 		t.Errorf("%d progress notifications relayed, want 3", progress.Load())
 	}

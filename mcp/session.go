@@ -116,16 +116,23 @@ func (s *session) run() error {
 			}
 			return fmt.Errorf("mcp session %s: read client: %w", s.id, err)
 		}
-		switch m := msg.(type) {
-		case *jsonrpc.Request:
-			s.fromClient(m)
-		case *jsonrpc.Response:
-			if s.deliverInternal(m) {
-				continue
-			}
-			if err := s.sendUp(m); err != nil {
-				s.g.log.Warn("response to upstream lost", "session", s.id, "err", err)
-			}
+		s.fromClientMessage(msg, false)
+	}
+}
+
+// fromClientMessage acts on one message from the client. own says it runs
+// on a goroutine of its own, which may wait for the upstream's answer (see
+// clientStream.pushTo); otherwise it runs on the session's read loop.
+func (s *session) fromClientMessage(msg jsonrpc.Message, own bool) {
+	switch m := msg.(type) {
+	case *jsonrpc.Request:
+		s.fromClient(m, own)
+	case *jsonrpc.Response:
+		if s.deliverInternal(m) {
+			return
+		}
+		if err := s.sendUp(m, false); err != nil {
+			s.g.log.Warn("response to upstream lost", "session", s.id, "err", err)
 		}
 	}
 }
@@ -134,7 +141,7 @@ func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, sdk.ErrConnectionClosed)
 }
 
-func (s *session) fromClient(req *jsonrpc.Request) {
+func (s *session) fromClient(req *jsonrpc.Request, own bool) {
 	s.noteCapabilities(req.Params)
 	if !req.IsCall() {
 		switch req.Method {
@@ -142,7 +149,7 @@ func (s *session) fromClient(req *jsonrpc.Request) {
 			s.upMu.Lock()
 			s.started = true
 			s.upMu.Unlock()
-			s.sendUp(req)
+			s.sendUp(req, false)
 			go s.loadCatalog()
 			return
 		case methodCancelled:
@@ -159,7 +166,7 @@ func (s *session) fromClient(req *jsonrpc.Request) {
 				}
 			}
 		}
-		s.sendUp(req)
+		s.sendUp(req, false)
 		return
 	}
 	s.mu.Lock()
@@ -185,9 +192,11 @@ func (s *session) fromClient(req *jsonrpc.Request) {
 		s.upMu.Lock()
 		s.initParams = append(json.RawMessage(nil), req.Params...)
 		s.upMu.Unlock()
-		s.forward(req)
+		s.forward(req, own)
 	case methodToolsCall:
-		if len(req.Params) <= inlineLimit && s.catalogReady() {
+		if own {
+			s.handleCall(req, false)
+		} else if len(req.Params) <= inlineLimit && s.catalogReady() {
 			s.handleCall(req, true)
 		} else {
 			// The first call waits for the catalog, which must not hold up
@@ -195,7 +204,7 @@ func (s *session) fromClient(req *jsonrpc.Request) {
 			go s.handleCall(req, false)
 		}
 	default:
-		s.forward(req)
+		s.forward(req, own)
 	}
 }
 
@@ -232,9 +241,9 @@ func normalizeID(v any) any {
 }
 
 // forward sends a client request upstream, answering it with an error if
-// the upstream cannot be reached.
-func (s *session) forward(req *jsonrpc.Request) {
-	if err := s.sendUp(req); err != nil {
+// the upstream cannot be reached. own is as for fromClientMessage.
+func (s *session) forward(req *jsonrpc.Request, own bool) {
+	if err := s.sendUp(req, own); err != nil {
 		if inf := s.takeInflight(req.ID); inf != nil {
 			s.replyError(req.ID, codeUpstreamFailure, fmt.Sprintf("upstream MCP server %q is unavailable: %v", s.g.cfg.Server, err))
 		}
@@ -243,7 +252,12 @@ func (s *session) forward(req *jsonrpc.Request) {
 
 // sendUp writes to the upstream, dialling (and re-initialising) it first if
 // it is not running.
-func (s *session) sendUp(msg jsonrpc.Message) error {
+//
+// A request sent from a goroutine of its own (own) to an upstream that can
+// answer on the caller's goroutine (waitingWriter) is sent that way: the
+// answer is then handled, and over HTTP written to the client, without
+// passing between goroutines.
+func (s *session) sendUp(msg jsonrpc.Message, own bool) error {
 	up, gen, err := s.upstream()
 	if err != nil {
 		return err
@@ -255,7 +269,11 @@ func (s *session) sendUp(msg jsonrpc.Message) error {
 		}
 		s.mu.Unlock()
 	}
-	if err := up.Write(s.ctx, msg); err != nil {
+	write := up.Write
+	if ww, ok := up.(waitingWriter); ok && own {
+		write = ww.writeAndWait
+	}
+	if err := write(s.ctx, msg); err != nil {
 		s.upstreamDied(gen, err)
 		return fmt.Errorf("write to upstream: %w", err)
 	}
@@ -358,6 +376,12 @@ func (s *session) readUpstream(up sdk.Connection, gen int) {
 		}
 		s.fromUpstream(msg)
 	}
+}
+
+// waitingWriter is an upstream connection that can also send a request and
+// deliver its answer before returning, on the caller's goroutine.
+type waitingWriter interface {
+	writeAndWait(ctx context.Context, msg jsonrpc.Message) error
 }
 
 // pushingConn is an upstream connection that can hand each message to the
