@@ -173,7 +173,15 @@ func (h *HTTPHandler) open(w http.ResponseWriter, r *http.Request, who Identity)
 // readBody reads a POST's body, answering the request itself when it
 // cannot.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(r.Body)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= DefaultMaxMessageBytes {
+		// The usual case: read into a buffer of the announced size.
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

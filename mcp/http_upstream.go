@@ -315,7 +315,13 @@ func (c *httpUpstream) call(req *jsonrpc.Request, body []byte) {
 		}
 	case mediaEventStream:
 		answered := false
-		err := readEvents(bufio.NewReader(resp.Body), DefaultMaxMessageBytes, func(data []byte) bool {
+		br := eventReaders.Get().(*bufio.Reader)
+		br.Reset(resp.Body)
+		defer func() {
+			br.Reset(nil)
+			eventReaders.Put(br)
+		}()
+		err := readEvents(br, DefaultMaxMessageBytes, func(data []byte) bool {
 			m, err := decodeMessage(data)
 			if err != nil {
 				return true // an event that is not a message is not ours to relay
@@ -481,6 +487,10 @@ func readLimited(r io.Reader, max int) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// eventReaders are the buffers event streams are read through, reused
+// because every call over HTTP may be answered with one.
+var eventReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // readEvents reads server-sent events and calls fn with the data of each
 // "message" event until fn returns false or the stream ends. Lines of one
