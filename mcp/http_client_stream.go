@@ -15,13 +15,14 @@ import (
 )
 
 // clientStream is one client session of the streamable-HTTP endpoint, seen
-// by the gateway's session as a connection. Messages POSTed by the client
-// are read in order of arrival; each answer goes back on the POST that
-// carried its request, as a JSON body when that POST carried one request
-// and the client accepts JSON, as server-sent events otherwise. What the
-// gateway sends the client outside of an answer (the upstream's
-// notifications and requests, the gateway's elicitations) goes to the
-// client's GET event stream.
+// by the gateway's session as a connection. The message of a POST that
+// carries one is handed to the session on the POST's goroutine (see
+// pushTo); the messages of a batch are read through Read, in order. Each
+// answer goes back on the POST that carried its request, as a JSON body
+// when that POST carried one request and the client accepts JSON, as
+// server-sent events otherwise. What the gateway sends the client outside
+// of an answer (the upstream's notifications and requests, the gateway's
+// elicitations) goes to the client's GET event stream.
 type clientStream struct {
 	id       string
 	incoming chan jsonrpc.Message
@@ -57,7 +58,8 @@ func newClientStream(id string) *clientStream {
 
 func (c *clientStream) SessionID() string { return c.id }
 
-// Read returns the next message the client posted.
+// Read returns the next message the client posted in a batch, or in any
+// POST before pushTo was called.
 func (c *clientStream) Read(ctx context.Context) (jsonrpc.Message, error) {
 	select {
 	case m := <-c.incoming:
