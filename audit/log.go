@@ -46,10 +46,11 @@ type Options struct {
 	Clock func() time.Time
 	// MaxBatch caps how many appends share one transaction (default 256).
 	MaxBatch int
-	// CommitDelay is how long the writer holds a batch open for more
+	// CommitDelay is how long the writer may hold a batch open for more
 	// appends when the previous batch showed concurrent appenders (it held
-	// more than one entry), or until MaxBatch have joined. A lone appender
-	// never waits. Zero means DefaultCommitDelay; negative never waits.
+	// more than one entry); it commits as soon as the batch is as large as
+	// the previous one. A lone appender never waits. Zero means
+	// DefaultCommitDelay; negative never waits.
 	CommitDelay time.Duration
 	// Logger receives errors that have no caller to return to, such as a
 	// failed periodic checkpoint (default: discarded).
@@ -329,13 +330,13 @@ func (l *Log) Run(ctx context.Context) error {
 			return nil
 		case r := <-l.queue:
 			batch = l.fill(append(batch[:0], r))
-			if last > 1 && l.opts.CommitDelay > 0 {
+			if last > 1 && len(batch) < last && l.opts.CommitDelay > 0 {
 				if linger == nil {
 					linger = time.NewTimer(l.opts.CommitDelay)
 				} else {
 					linger.Reset(l.opts.CommitDelay)
 				}
-				batch = l.gather(ctx, batch, l.opts.MaxBatch, linger.C)
+				batch = l.gather(ctx, batch, last, linger.C)
 				linger.Stop()
 			}
 			l.commit(ctx, batch)

@@ -149,7 +149,7 @@ func (db *DB) AuditSync(ctx context.Context) error {
 		}
 		db.wal = f
 	}
-	if err := db.wal.Sync(); err != nil {
+	if err := syncData(db.wal); err != nil {
 		return fmt.Errorf("sync audit log: %w", err)
 	}
 	return nil
