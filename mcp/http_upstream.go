@@ -134,14 +134,7 @@ func (c *httpUpstream) fail(err error) {
 // deliver), so that a slow upstream call holds up neither the caller nor
 // other calls.
 func (c *httpUpstream) Write(ctx context.Context, msg jsonrpc.Message) error {
-	select {
-	case <-c.failed:
-		return c.failErr
-	case <-c.done:
-		return sdk.ErrConnectionClosed
-	default:
-	}
-	body, err := encodeMessage(msg)
+	body, err := c.encode(msg)
 	if err != nil {
 		return err
 	}
@@ -174,19 +167,25 @@ func (c *httpUpstream) writeAndWait(ctx context.Context, msg jsonrpc.Message) er
 	if !ok || !req.IsCall() {
 		return c.Write(ctx, msg)
 	}
-	select {
-	case <-c.failed:
-		return c.failErr
-	case <-c.done:
-		return sdk.ErrConnectionClosed
-	default:
-	}
-	body, err := encodeMessage(msg)
+	body, err := c.encode(msg)
 	if err != nil {
 		return err
 	}
 	c.call(req, body)
 	return nil
+}
+
+// encode refuses a message for a connection that failed or was closed,
+// and encodes it otherwise.
+func (c *httpUpstream) encode(msg jsonrpc.Message) ([]byte, error) {
+	select {
+	case <-c.failed:
+		return nil, c.failErr
+	case <-c.done:
+		return nil, sdk.ErrConnectionClosed
+	default:
+	}
+	return encodeMessage(msg)
 }
 
 func describe(msg jsonrpc.Message) string {
