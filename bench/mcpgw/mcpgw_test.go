@@ -167,3 +167,71 @@ func BenchmarkToolsCall(b *testing.B) {
 	b.Run("http/direct", func(b *testing.B) { measure(b, httpClient(b, httpUpstream(b))) })
 	b.Run("http/gateway", func(b *testing.B) { measure(b, httpClient(b, httpGateway(b))) })
 }
+
+// BenchmarkToolsCallPaired measures the gateway against the direct path in
+// alternation rather than one after the other, so that the machine's drift
+// (on a shared VM the direct p50 alone moves by 2x between runs) weighs on
+// both alike. Each iteration makes one direct and one gateway call, in
+// alternating order; throughput alternates blocks of parallel calls.
+// Reported: both p50s, the added p50 and the share of direct throughput
+// the gateway keeps.
+func BenchmarkToolsCallPaired(b *testing.B) {
+	b.Run("stdio", func(b *testing.B) { paired(b, stdioClient(b, "upstream"), stdioClient(b, "gateway")) })
+	b.Run("http", func(b *testing.B) { paired(b, httpClient(b, httpUpstream(b)), httpClient(b, httpGateway(b))) })
+}
+
+func paired(b *testing.B, direct, gw *sdk.ClientSession) {
+	call(b, direct)
+	call(b, gw)
+	var dl, gl []time.Duration
+	timed := func(cs *sdk.ClientSession, into *[]time.Duration) {
+		t0 := time.Now()
+		call(b, cs)
+		*into = append(*into, time.Since(t0))
+	}
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			timed(direct, &dl)
+			timed(gw, &gl)
+		} else {
+			timed(gw, &gl)
+			timed(direct, &dl)
+		}
+		i++
+	}
+	b.StopTimer()
+	slices.Sort(dl)
+	slices.Sort(gl)
+	dp50, gp50 := dl[len(dl)/2], gl[len(gl)/2]
+	b.ReportMetric(float64(dp50.Nanoseconds())/1e3, "direct-p50-µs")
+	b.ReportMetric(float64(gp50.Nanoseconds())/1e3, "gateway-p50-µs")
+	b.ReportMetric(float64((gp50-dp50).Nanoseconds())/1e3, "added-p50-µs")
+
+	const workers, per, blocks = 8, 100, 6
+	var dt, gt time.Duration
+	block := func(cs *sdk.ClientSession) time.Duration {
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for range workers {
+			wg.Go(func() {
+				for range per {
+					call(b, cs)
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(t0)
+	}
+	for k := range blocks {
+		if k%2 == 0 {
+			dt += block(direct)
+			gt += block(gw)
+		} else {
+			gt += block(gw)
+			dt += block(direct)
+		}
+	}
+	// Same number of calls on both paths: throughput kept is the time ratio.
+	b.ReportMetric(100*float64(dt)/float64(gt), "kept-%")
+}
