@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -378,6 +379,88 @@ func (s *faultyStore) AuditSync(ctx context.Context) error {
 		return errInjected
 	}
 	return s.DB.AuditSync(ctx)
+}
+
+// batchingStore records the size of every batch written, and can hold the
+// next write until released.
+type batchingStore struct {
+	*sqlite.DB
+	mu      sync.Mutex
+	sizes   []int
+	hold    chan struct{}
+	holding chan struct{} // closed when a held write has started
+}
+
+func (s *batchingStore) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.Node) error {
+	s.mu.Lock()
+	s.sizes = append(s.sizes, len(rows))
+	hold, holding := s.hold, s.holding
+	s.hold = nil
+	s.mu.Unlock()
+	if hold != nil {
+		close(holding)
+		<-hold
+	}
+	return s.DB.AuditAppend(ctx, rows, nodes)
+}
+
+func (s *batchingStore) batches() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sizes)
+}
+
+// Once appends have been seen to run concurrently, the writer holds a batch
+// open until as many have joined as last time, rather than committing the
+// first arrival on its own: one transaction for the round instead of many.
+func TestConcurrentAppendersShareOneBatch(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	st := &batchingStore{DB: db, hold: make(chan struct{}), holding: make(chan struct{})}
+	hold := st.hold
+	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000, CommitDelay: time.Minute})
+
+	// Round one: the first append's write is held while the others queue,
+	// so they form one batch of n-1 behind it.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := l.Append(ctx, "decision", "first"); err != nil {
+			t.Error(err)
+		}
+	})
+	<-st.holding
+	for i := range n - 1 {
+		wg.Go(func() {
+			if _, err := l.Append(ctx, "decision", i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for l.QueueLen() < n-1 {
+		runtime.Gosched()
+	}
+	close(hold)
+	wg.Wait()
+
+	// Round two: n-1 appenders start at once; however they are scheduled,
+	// they are written together.
+	for i := range n - 1 {
+		wg.Go(func() {
+			if _, err := l.Append(ctx, "decision", map[string]int{"round": 2, "i": i}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got := st.batches()
+	if want := []int{1, n - 1, n - 1}; !slices.Equal(got, want) {
+		t.Fatalf("batch sizes = %v, want %v", got, want)
+	}
 }
 
 func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
