@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ const (
 	mediaJSON            = "application/json"
 	mediaEventStream     = "text/event-stream"
 	deleteTimeout        = 5 * time.Second
+	drainWait            = time.Second
 )
 
 // Header values shared by every request; net/http only reads them.
@@ -42,18 +44,29 @@ var (
 const upstreamIdleConns = 64
 
 // URL returns a Dialer for an upstream speaking streamable HTTP at url. A
-// nil client means one of the gateway's own, with enough idle connections
-// kept alive for concurrent calls (http.DefaultClient keeps two per host,
-// so parallel calls would keep opening connections).
+// nil client means one of the gateway's own (see upstreamClient).
 func URL(url string, client *http.Client) Dialer {
 	if client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = upstreamIdleConns
-		client = &http.Client{Transport: t}
+		client = upstreamClient(url)
 	}
 	return func(ctx context.Context) (sdk.Connection, error) {
 		return newHTTPUpstream(url, client), nil
 	}
+}
+
+// upstreamClient is the gateway's own client for url: its own transport
+// where that can serve (see plainTransport), else net/http's with enough
+// idle connections kept alive for concurrent calls (http.DefaultClient
+// keeps two per host, so parallel calls would keep opening connections).
+func upstreamClient(rawURL string) *http.Client {
+	if u, err := neturl.Parse(rawURL); err == nil {
+		if t := plainTransportFor(u); t != nil {
+			return &http.Client{Transport: t}
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = upstreamIdleConns
+	return &http.Client{Transport: t}
 }
 
 // httpUpstream is the gateway's connection to a streamable-HTTP upstream.
@@ -332,6 +345,15 @@ func (c *httpUpstream) call(req *jsonrpc.Request, body []byte) {
 			}
 			return true
 		})
+		if answered {
+			// Read the stream to its end, so that its connection can carry
+			// the next call: a body closed early costs a new connection.
+			// The answer is already delivered; a server that keeps the
+			// stream open after answering is given drainWait.
+			t := time.AfterFunc(drainWait, func() { resp.Body.Close() })
+			io.Copy(io.Discard, io.LimitReader(br, 64<<10))
+			t.Stop()
+		}
 		if !answered && c.ctx.Err() == nil {
 			if err == nil {
 				err = errors.New("the upstream ended the event stream before answering")

@@ -58,7 +58,14 @@ func TestHTTPUpstream(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := newTestUpstream("clean")
 			up := &upstreamRecorder{h: sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{JSONResponse: jsonResponse})}
-			ts := httptest.NewServer(up)
+			ts := httptest.NewUnstartedServer(up)
+			var conns atomic.Int32
+			ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			ts.Start()
 			defer ts.Close()
 			h := startDial(t, "test", URL(ts.URL, nil), nil, nil)
 
@@ -68,6 +75,18 @@ func TestHTTPUpstream(t *testing.T) {
 			}
 			if res := h.call(t, "echo", map[string]any{"text": "over an http upstream"}); res.IsError || resultString(res) != "over an http upstream" {
 				t.Fatalf("echo = %v %q", res.IsError, resultString(res))
+			}
+			// Calls one after another share one connection: each answer's
+			// stream is read to its end, so the connection goes back to
+			// the pool instead of being closed.
+			before := conns.Load()
+			for range 5 {
+				if res := h.call(t, "echo", map[string]any{"text": "again"}); res.IsError {
+					t.Fatalf("echo = %q", resultString(res))
+				}
+			}
+			if n := conns.Load() - before; n > 0 {
+				t.Errorf("5 calls in a row opened %d new connections to the upstream, want 0", n)
 			}
 			if res := h.call(t, "forbidden", nil); !res.IsError {
 				t.Fatalf("a denied call went through: %q", resultString(res))
