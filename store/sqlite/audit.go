@@ -83,6 +83,18 @@ func OpenAuditReadOnly(ctx context.Context, path string) (*DB, error) {
 // on the one write connection, which it holds throughout, so no other
 // concept's write ever commits without an fsync.
 func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.Node) (err error) {
+	const (
+		entriesHead, entriesTuple = "INSERT OR ROLLBACK INTO audit_entries (idx, data) VALUES ", "(?,?)"
+		nodesHead, nodesTuple     = "INSERT OR ROLLBACK INTO audit_nodes (level, idx, hash) VALUES ", "(?,?,?)"
+	)
+	entryStmts, err := db.insertStmts(ctx, entriesHead, entriesTuple, len(rows))
+	if err != nil {
+		return fmt.Errorf("append audit entries: %w", err)
+	}
+	nodeStmts, err := db.insertStmts(ctx, nodesHead, nodesTuple, len(nodes))
+	if err != nil {
+		return fmt.Errorf("append audit tree nodes: %w", err)
+	}
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
@@ -109,12 +121,12 @@ func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.N
 			tx.Rollback()
 		}
 	}()
-	if err := insertMany(ctx, tx, "INSERT OR ROLLBACK INTO audit_entries (idx, data) VALUES ", "(?,?)", len(rows), func(i int) []any {
+	if err := insertMany(ctx, tx, entryStmts, len(rows), func(i int) []any {
 		return []any{int64(rows[i].Index), rows[i].Data}
 	}); err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
 	}
-	if err := insertMany(ctx, tx, "INSERT OR ROLLBACK INTO audit_nodes (level, idx, hash) VALUES ", "(?,?,?)", len(nodes), func(i int) []any {
+	if err := insertMany(ctx, tx, nodeStmts, len(nodes), func(i int) []any {
 		return []any{int64(nodes[i].ID.Level), int64(nodes[i].ID.Index), nodes[i].Hash}
 	}); err != nil {
 		return fmt.Errorf("append audit tree nodes: %w", err)
@@ -155,28 +167,75 @@ func (db *DB) AuditSync(ctx context.Context) error {
 	return nil
 }
 
-// insertBatch keeps multi-row INSERTs well below SQLite's bound-parameter
-// limit.
-const insertBatch = 200
+// insertRows is the most rows one INSERT of an audit batch carries; a
+// larger batch takes several.
+const insertRows = 32
 
-// insertMany inserts n rows with as few statements as the parameter limit
-// allows: one round trip per 200 rows instead of one per row.
-func insertMany(ctx context.Context, tx *sql.Tx, head, tuple string, n int, args func(int) []any) error {
-	for lo := 0; lo < n; lo += insertBatch {
-		hi := min(lo+insertBatch, n)
-		var q strings.Builder
-		q.WriteString(head)
-		vals := make([]any, 0, (hi-lo)*3)
+// insertStmt is a prepared multi-row INSERT: head, then n copies of tuple.
+type insertStmt struct {
+	head, tuple string
+	n           int
+}
+
+// insertStmts returns the prepared statements that insert n rows: full
+// statements of insertRows rows, then one for the rest. Each is prepared
+// once and kept, because parsing an INSERT of dozens of placeholders cost
+// about as much as running it, on every batch. They are prepared on the
+// write pool, whose one connection is the one AuditAppend pins (so this
+// must be called before pinning it); database/sql prepares them again if
+// that connection is ever replaced.
+func (db *DB) insertStmts(ctx context.Context, head, tuple string, n int) ([]*sql.Stmt, error) {
+	var out []*sql.Stmt
+	for lo := 0; lo < n; lo += insertRows {
+		st, err := db.insertStmt(ctx, insertStmt{head, tuple, min(insertRows, n-lo)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (db *DB) insertStmt(ctx context.Context, k insertStmt) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if st, ok := db.stmts[k]; ok {
+		return st, nil
+	}
+	var q strings.Builder
+	q.WriteString(k.head)
+	for i := range k.n {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(k.tuple)
+	}
+	st, err := db.write.PrepareContext(ctx, q.String())
+	if err != nil {
+		return nil, err
+	}
+	if db.stmts == nil {
+		db.stmts = make(map[insertStmt]*sql.Stmt)
+	}
+	db.stmts[k] = st
+	return st, nil
+}
+
+// insertMany runs stmts (from insertStmts) in tx, with the arguments of
+// rows 0 to n-1.
+func insertMany(ctx context.Context, tx *sql.Tx, stmts []*sql.Stmt, n int, args func(int) []any) error {
+	lo := 0
+	var vals []any
+	for _, st := range stmts {
+		hi := min(lo+insertRows, n)
+		vals = vals[:0]
 		for i := lo; i < hi; i++ {
-			if i > lo {
-				q.WriteByte(',')
-			}
-			q.WriteString(tuple)
 			vals = append(vals, args(i)...)
 		}
-		if _, err := tx.ExecContext(ctx, q.String(), vals...); err != nil {
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, vals...); err != nil {
 			return err
 		}
+		lo = hi
 	}
 	return nil
 }

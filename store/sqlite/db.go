@@ -32,6 +32,9 @@ type DB struct {
 
 	walMu sync.Mutex
 	wal   *os.File // the write-ahead log, opened by AuditSync
+
+	stmtMu sync.Mutex
+	stmts  map[insertStmt]*sql.Stmt // see insertStmts
 }
 
 type schema struct {
@@ -107,6 +110,12 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+	db.stmtMu.Unlock()
 	err1 := db.read.Close()
 	err2 := db.write.Close()
 	db.walMu.Lock()
