@@ -18,9 +18,11 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/audit"
 	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/mcp"
 	"github.com/agentgov/agentgov/policy"
+	"github.com/agentgov/agentgov/store/sqlite"
 )
 
 const policyYAML = `version: agentgov/v1
@@ -48,21 +50,56 @@ func upstreamServer() *sdk.Server {
 func engine(tb testing.TB) *govern.Engine {
 	doc, err := policy.Parse("bench.yaml", []byte(policyYAML))
 	if err != nil {
-		tb.Fatal(err)
+		fatal(tb, err)
 	}
 	set, err := policy.Compile([]*policy.Document{doc})
 	if err != nil {
-		tb.Fatal(err)
+		fatal(tb, err)
 	}
 	return govern.New(set)
 }
 
-func gateway(tb testing.TB, dial mcp.Dialer) *mcp.Gateway {
-	g, err := mcp.New(mcp.Config{Server: "bench", Dial: dial, Decider: engine(tb), Pins: mcp.MemoryPins(nil), TrustOnFirstUse: true, Detector: mcp.Detectors(), RedactResults: true})
+// gateway builds the gateway under test. With a data directory it also
+// records every call and result in a durable audit log there, as
+// `agentgov mcp run` does (SQLite file, fsync before each acknowledgement).
+func gateway(tb testing.TB, dial mcp.Dialer, data string) *mcp.Gateway {
+	cfg := mcp.Config{Server: "bench", Dial: dial, Decider: engine(tb), Pins: mcp.MemoryPins(nil), TrustOnFirstUse: true, Detector: mcp.Detectors(), RedactResults: true}
+	if data != "" {
+		cfg.Recorder = auditLog(data)
+	}
+	g, err := mcp.New(cfg)
 	if err != nil {
-		tb.Fatal(err)
+		fatal(tb, err)
 	}
 	return g
+}
+
+// auditLog opens the audit log in dir and runs its writer for the life of
+// the process.
+func auditLog(dir string) *audit.Log {
+	ctx := context.Background()
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		panic(err)
+	}
+	signer, verifier, err := audit.LoadOrCreateKey(dir, "bench-audit")
+	if err != nil {
+		panic(err)
+	}
+	l, err := audit.Open(ctx, db, signer, verifier, audit.Options{})
+	if err != nil {
+		panic(err)
+	}
+	go l.Run(ctx)
+	return l
+}
+
+// fatal ends the benchmark, or the gateway process (which has no testing.TB).
+func fatal(tb testing.TB, err error) {
+	if tb == nil {
+		panic(err)
+	}
+	tb.Fatal(err)
 }
 
 // The benchmark binary is also the upstream server and the stdio gateway.
@@ -74,7 +111,7 @@ func TestMain(m *testing.M) {
 	case "gateway":
 		exe, _ := os.Executable()
 		dial, _ := mcp.Command([]string{exe}, append(os.Environ(), "MCPGW_ROLE=upstream"), os.Stderr)
-		g := gateway(nil, dial)
+		g := gateway(nil, dial, os.Getenv("MCPGW_AUDIT"))
 		g.Serve(context.Background(), mcp.NewStdioConn(os.Stdin, os.Stdout, nil, 0), mcp.Identity{Agent: action.Agent{ID: "bench"}})
 		os.Exit(0)
 	}
@@ -90,10 +127,10 @@ func connect(b *testing.B, t sdk.Transport) *sdk.ClientSession {
 	return cs
 }
 
-func stdioClient(b *testing.B, role string) *sdk.ClientSession {
+func stdioClient(b *testing.B, role, data string) *sdk.ClientSession {
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "MCPGW_ROLE="+role)
+	cmd.Env = append(os.Environ(), "MCPGW_ROLE="+role, "MCPGW_AUDIT="+data)
 	cmd.Stderr = io.Discard
 	return connect(b, &sdk.CommandTransport{Command: cmd})
 }
@@ -109,8 +146,8 @@ func httpClient(b *testing.B, url string) *sdk.ClientSession {
 	return connect(b, &sdk.StreamableClientTransport{Endpoint: url})
 }
 
-func httpGateway(b *testing.B) string {
-	g := gateway(b, mcp.URL(httpUpstream(b), nil))
+func httpGateway(b *testing.B, data string) string {
+	g := gateway(b, mcp.URL(httpUpstream(b), nil), data)
 	h := g.HTTPHandler(context.Background(), func(*http.Request) (action.Agent, action.Principal, error) {
 		return action.Agent{ID: "bench"}, action.Principal{}, nil
 	})
@@ -162,10 +199,10 @@ func measure(b *testing.B, cs *sdk.ClientSession) {
 }
 
 func BenchmarkToolsCall(b *testing.B) {
-	b.Run("stdio/direct", func(b *testing.B) { measure(b, stdioClient(b, "upstream")) })
-	b.Run("stdio/gateway", func(b *testing.B) { measure(b, stdioClient(b, "gateway")) })
+	b.Run("stdio/direct", func(b *testing.B) { measure(b, stdioClient(b, "upstream", "")) })
+	b.Run("stdio/gateway", func(b *testing.B) { measure(b, stdioClient(b, "gateway", "")) })
 	b.Run("http/direct", func(b *testing.B) { measure(b, httpClient(b, httpUpstream(b))) })
-	b.Run("http/gateway", func(b *testing.B) { measure(b, httpClient(b, httpGateway(b))) })
+	b.Run("http/gateway", func(b *testing.B) { measure(b, httpClient(b, httpGateway(b, ""))) })
 }
 
 // BenchmarkToolsCallPaired measures the gateway against the direct path in
@@ -174,10 +211,18 @@ func BenchmarkToolsCall(b *testing.B) {
 // both alike. Each iteration makes one direct and one gateway call, in
 // alternating order; throughput alternates blocks of parallel calls.
 // Reported: both p50s, the added p50 and the share of direct throughput
-// the gateway keeps.
+// the gateway keeps. The +audit cases add the durable audit log (one
+// record before each call is forwarded, one after its result), whose cost
+// is mostly this disk's fsync.
 func BenchmarkToolsCallPaired(b *testing.B) {
-	b.Run("stdio", func(b *testing.B) { paired(b, stdioClient(b, "upstream"), stdioClient(b, "gateway")) })
-	b.Run("http", func(b *testing.B) { paired(b, httpClient(b, httpUpstream(b)), httpClient(b, httpGateway(b))) })
+	b.Run("stdio", func(b *testing.B) { paired(b, stdioClient(b, "upstream", ""), stdioClient(b, "gateway", "")) })
+	b.Run("http", func(b *testing.B) { paired(b, httpClient(b, httpUpstream(b)), httpClient(b, httpGateway(b, ""))) })
+	b.Run("stdio+audit", func(b *testing.B) {
+		paired(b, stdioClient(b, "upstream", ""), stdioClient(b, "gateway", b.TempDir()))
+	})
+	b.Run("http+audit", func(b *testing.B) {
+		paired(b, httpClient(b, httpUpstream(b)), httpClient(b, httpGateway(b, b.TempDir())))
+	})
 }
 
 func paired(b *testing.B, direct, gw *sdk.ClientSession) {
