@@ -35,8 +35,38 @@ type plainTransport struct {
 
 type plainConn struct {
 	nc net.Conn
+	lr *headerLimit // under br
 	br *bufio.Reader
 	bw *bufio.Writer
+}
+
+// maxResponseHeaderBytes bounds a response's status line and headers, which
+// http.ReadResponse reads without limit (net/http's Transport allows 10 MB
+// by default; an MCP server's headers are a few hundred bytes).
+const maxResponseHeaderBytes = 1 << 20
+
+var errHeaderTooLong = fmt.Errorf("the upstream's response headers are longer than %d bytes", maxResponseHeaderBytes)
+
+// headerLimit lets at most n bytes through while a response's headers are
+// read; n < 0 lifts the limit for the body, whose readers have their own.
+type headerLimit struct {
+	r io.Reader
+	n int64
+}
+
+func (h *headerLimit) Read(p []byte) (int, error) {
+	if h.n < 0 {
+		return h.r.Read(p)
+	}
+	if h.n == 0 {
+		return 0, errHeaderTooLong
+	}
+	if int64(len(p)) > h.n {
+		p = p[:h.n]
+	}
+	n, err := h.r.Read(p)
+	h.n -= int64(n)
+	return n, err
 }
 
 // plainTransportFor returns a plainTransport for u, or nil when u needs
@@ -49,17 +79,22 @@ func plainTransportFor(u *url.URL) *plainTransport {
 	if p, err := http.ProxyFromEnvironment(req); err != nil || p != nil {
 		return nil
 	}
-	host, port := u.Hostname(), u.Port()
+	return &plainTransport{addr: hostPort(u), dialer: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+}
+
+func hostPort(u *url.URL) string {
+	port := u.Port()
 	if port == "" {
 		port = "80"
 	}
-	return &plainTransport{addr: net.JoinHostPort(host, port), dialer: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 func (t *plainTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "http" || req.URL.Host == "" {
+	// It serves one upstream: a redirect elsewhere is not followed.
+	if req.URL.Scheme != "http" || hostPort(req.URL) != t.addr {
 		closeBody(req)
-		return nil, fmt.Errorf("upstream transport: unsupported URL %q", req.URL)
+		return nil, fmt.Errorf("upstream transport: %s is not the upstream at %s", req.URL.Redacted(), t.addr)
 	}
 	ctx := req.Context()
 	pc, err := t.conn(ctx)
@@ -84,6 +119,7 @@ func (t *plainTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return fail(fmt.Errorf("write request: %w", err))
 	}
 	var resp *http.Response
+	pc.lr.n = maxResponseHeaderBytes
 	for {
 		resp, err = http.ReadResponse(pc.br, req)
 		if err != nil {
@@ -94,6 +130,7 @@ func (t *plainTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// An interim answer (100 Continue, 103 Early Hints) precedes the real one.
 	}
+	pc.lr.n = -1
 	reuse := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	body := &plainBody{t: t, pc: pc, rc: resp.Body, stop: stop, reuse: reuse}
 	if resp.Body == http.NoBody {
@@ -131,7 +168,8 @@ func (t *plainTransport) conn(ctx context.Context) (*plainConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream: %w", err)
 	}
-	return &plainConn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096)}, nil
+	lr := &headerLimit{r: nc, n: -1}
+	return &plainConn{nc: nc, lr: lr, br: bufio.NewReaderSize(lr, 4096), bw: bufio.NewWriterSize(nc, 4096)}, nil
 }
 
 // put keeps pc for the next request, or closes it when enough are kept.

@@ -214,3 +214,60 @@ func TestPlainTransportCancel(t *testing.T) {
 		t.Fatalf("cancelled request returned %v, want context.Canceled", err)
 	}
 }
+
+// The transport serves its one upstream: a redirect to another host is an
+// error, not a request sent to the upstream's address under another name.
+func TestPlainTransportRefusesOtherHosts(t *testing.T) {
+	var requests atomic.Int32
+	ts, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Redirect(w, r, "http://elsewhere.example:8080/mcp", http.StatusTemporaryRedirect)
+	}))
+	c := plainClient(t, ts.URL)
+	resp, err := post(t, c, ts.URL+"/mcp", "x")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a redirect to another host was followed")
+	}
+	if !strings.Contains(err.Error(), "is not the upstream") {
+		t.Errorf("error = %v", err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the upstream received %d requests, want 1", n)
+	}
+}
+
+// Response headers are bounded, as net/http's Transport bounds them.
+func TestPlainTransportBoundsResponseHeaders(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+			return
+		}
+		io.WriteString(nc, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+		for range 2 * maxResponseHeaderBytes / len(line) {
+			if _, err := io.WriteString(nc, line); err != nil {
+				return
+			}
+		}
+	}()
+	c := plainClient(t, "http://"+l.Addr().String())
+	resp, err := post(t, c, "http://"+l.Addr().String()+"/", "x")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("endless response headers were accepted")
+	}
+	if !errors.Is(err, errHeaderTooLong) {
+		t.Errorf("error = %v, want %v", err, errHeaderTooLong)
+	}
+}
