@@ -402,7 +402,7 @@ func (e *Engine) record(ctx context.Context, a *action.Action, d *action.Decisio
 	// Arguments that cannot be canonicalised leave the digest empty; the
 	// append below then fails on the same arguments and the decision denies.
 	argsDigest, _, _ := action.ArgsDigest(logged.Args)
-	rec := decisionRecord{Decision: *d, Action: logged, ArgsDigest: argsDigest, Policy: digest, Trace: traceFrom(ctx)}
+	rec := decisionRecord{Decision: *d, Action: maskSensitive(logged), ArgsDigest: argsDigest, Policy: digest, Trace: traceFrom(ctx)}
 	// The append must survive the caller hanging up: an allow the agent
 	// never hears about is harmless, a decision missing from the log is not.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -239,6 +239,51 @@ func TestDecisionsAreAuditedWithRedaction(t *testing.T) {
 	}
 }
 
+// The audit log is append-only: a credential or personal data in what an
+// action carries never reaches it, even when no policy asks for redaction.
+// The digest still names the exact arguments.
+func TestAuditRecordsMaskSecretsAndPersonalData(t *testing.T) {
+	log, _ := openAudit(t)
+	eng := govern.New(mustSet(t, "version: agentgov/v1\nname: open\ndefault: allow\nrules: []\n"), govern.WithAudit(log))
+	ctx := context.Background()
+	args := map[string]any{
+		"path":  "/srv/app.env",
+		"lines": []any{"region = eu-west-1", "aws_access_key_id = AKIAIOSFODNN7EXAMPLE"},
+		"owner": map[string]any{"email": "jane.doe@example.com", "team": "payments"},
+	}
+	a := tool("write_file", args)
+	a.Point = action.PostToolCall
+	a.Content = "card 4111 1111 1111 1111 charged"
+	d, _ := eng.Decide(ctx, a)
+	if d.Effect != action.Allow || d.AuditIndex == nil {
+		t.Fatalf("decision %+v", d)
+	}
+	entries, err := log.Entries(ctx, int64(*d.AuditIndex)-1, 1)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries %v err %v", entries, err)
+	}
+	raw, _ := json.Marshal(entries[0])
+	s := string(raw)
+	for _, leaked := range []string{"AKIAIOSFODNN7EXAMPLE", "jane.doe@example.com", "4111 1111 1111 1111"} {
+		if strings.Contains(s, leaked) {
+			t.Errorf("%s reached the audit log: %s", leaked, s)
+		}
+	}
+	for _, want := range []string{"[REDACTED:aws_access_key]", "region = eu-west-1", `"team":"payments"`, "/srv/app.env", "charged"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("audit entry lacks %s: %s", want, s)
+		}
+	}
+	digest, _, _ := action.ArgsDigest(args)
+	if !strings.Contains(s, digest) {
+		t.Errorf("audit entry lacks the digest of the unmasked arguments %s: %s", digest, s)
+	}
+	// The caller's arguments are not touched.
+	if args["lines"].([]any)[1] != "aws_access_key_id = AKIAIOSFODNN7EXAMPLE" || args["owner"].(map[string]any)["email"] != "jane.doe@example.com" {
+		t.Errorf("masking changed the caller's arguments: %v", args)
+	}
+}
+
 // failingAuditor wraps the real log and fails while broken is set.
 type failingAuditor struct {
 	*audit.Log

@@ -47,7 +47,7 @@ func upstreamServer() *sdk.Server {
 	return srv
 }
 
-func engine(tb testing.TB) *govern.Engine {
+func engine(tb testing.TB, opts ...govern.Option) *govern.Engine {
 	doc, err := policy.Parse("bench.yaml", []byte(policyYAML))
 	if err != nil {
 		fatal(tb, err)
@@ -56,16 +56,18 @@ func engine(tb testing.TB) *govern.Engine {
 	if err != nil {
 		fatal(tb, err)
 	}
-	return govern.New(set)
+	return govern.New(set, opts...)
 }
 
 // gateway builds the gateway under test. With a data directory it also
-// records every call and result in a durable audit log there, as
-// `agentgov mcp run` does (SQLite file, fsync before each acknowledgement).
+// keeps a durable audit log there, as `agentgov mcp run` does (a SQLite
+// file, synced before each acknowledgement): the engine records both
+// decisions and the outcome, the gateway the call and its result.
 func gateway(tb testing.TB, dial mcp.Dialer, data string) *mcp.Gateway {
 	cfg := mcp.Config{Server: "bench", Dial: dial, Decider: engine(tb), Pins: mcp.MemoryPins(nil), TrustOnFirstUse: true, Detector: mcp.Detectors(), RedactResults: true}
 	if data != "" {
-		cfg.Recorder = auditLog(data)
+		l := auditLog(data)
+		cfg.Decider, cfg.Recorder = engine(tb, govern.WithAudit(l)), l
 	}
 	g, err := mcp.New(cfg)
 	if err != nil {
