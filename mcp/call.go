@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -126,8 +127,15 @@ func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Actio
 	if d.Approval != nil {
 		rec.Approval = d.Approval.ID
 	}
-	if err := s.g.record(s.ctx, "mcp.call", rec); err != nil && d.Effect != action.Deny {
-		d = denial(fmt.Sprintf("gateway: the call could not be written to the audit log, so it is denied: %v", err))
+	// A decision the Decider wrote to the audit log already holds the call
+	// (tool, masked arguments, their digest, session, agent); a second,
+	// durable record of it would cost the call another disk sync. The
+	// gateway writes its own only for calls nothing else recorded: those
+	// it refused itself, or decided with a Decider that keeps no log.
+	if d.AuditIndex == nil {
+		if err := s.g.record(s.ctx, "mcp.call", rec); err != nil && d.Effect != action.Deny {
+			d = denial(fmt.Sprintf("gateway: the call could not be written to the audit log, so it is denied: %v", err))
+		}
 	}
 
 	inf := func() *inflight {
@@ -407,10 +415,16 @@ func (s *session) settle(c *callState, status, errText string, rr *resultRecord)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
+	// The outcome and the result record go to the log side by side, so
+	// that they share one commit and one disk sync.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	if !c.decision.ID.IsZero() {
-		if err := s.g.cfg.Decider.Outcome(ctx, c.decision.ID, action.Outcome{Status: status, LatencyMS: ms, Error: errText}); err != nil {
-			s.g.log.Warn("outcome not recorded", "decision", c.decision.ID.String(), "err", err)
-		}
+		wg.Go(func() {
+			if err := s.g.cfg.Decider.Outcome(ctx, c.decision.ID, action.Outcome{Status: status, LatencyMS: ms, Error: errText}); err != nil {
+				s.g.log.Warn("outcome not recorded", "decision", c.decision.ID.String(), "err", err)
+			}
+		})
 	}
 	if rr == nil {
 		rr = &resultRecord{}

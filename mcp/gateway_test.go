@@ -11,6 +11,8 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/govern"
+	"github.com/agentgov/agentgov/policy"
 )
 
 type harness struct {
@@ -113,6 +115,53 @@ func toolNames(t *testing.T, cs *sdk.ClientSession) []string {
 		names = append(names, tool.Name)
 	}
 	return names
+}
+
+// With an engine that keeps the audit log, as in agentgov mcp run and
+// serve, a call the engine decided is in the log once, as its decision
+// (with the digest of its arguments); the gateway adds a record only for
+// calls it refused itself, and the result's record beside the outcome.
+func TestCallsAuditedOnceWithAnAuditingEngine(t *testing.T) {
+	doc, err := policy.Parse("p.yaml", []byte("version: agentgov/v1\nname: p\ndefault: allow\nrules: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Compile([]*policy.Document{doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &memRecorder{}
+	h := startStdio(t, "clean", func(c *Config) {
+		c.Decider, c.Recorder = govern.New(set, govern.WithAudit(rec)), rec
+	}, nil)
+	if res := h.call(t, "echo", map[string]any{"text": "hi there"}); res.IsError {
+		t.Fatalf("echo = %q", resultString(res))
+	}
+	if res := h.call(t, "no-such-tool", nil); !res.IsError {
+		t.Fatalf("a call to a tool the server lacks went through: %q", resultString(res))
+	}
+	rec.await(t, "outcome", 1)
+	rec.await(t, "mcp.result", 1)
+
+	var pre []map[string]any
+	for _, d := range rec.kind("decision") {
+		if a, _ := d["action"].(map[string]any); a["point"] == nil || a["point"] == "pre_tool_call" {
+			pre = append(pre, d)
+		}
+	}
+	if len(pre) != 1 || pre[0]["args_digest"] != digestOf(map[string]any{"text": "hi there"}) {
+		t.Fatalf("pre-call decision records = %v; want the echo call's, with its args digest", pre)
+	}
+	calls := rec.kind("mcp.call")
+	if len(calls) != 1 || calls[0]["tool"] != "no-such-tool" || calls[0]["effect"] != "deny" {
+		t.Fatalf("mcp.call records = %v; want only the call the gateway refused itself", calls)
+	}
+	if n := len(rec.kind("outcome")); n != 1 {
+		t.Errorf("%d outcome records, want 1", n)
+	}
+	if res := rec.kind("mcp.result"); len(res) != 1 || res[0]["status"] != "ok" {
+		t.Errorf("mcp.result records = %v", res)
+	}
 }
 
 func TestGatewayDecidesEveryCall(t *testing.T) {
