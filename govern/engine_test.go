@@ -215,20 +215,27 @@ func openAudit(t *testing.T) (*audit.Log, *sqlite.DB) {
 	return log, db
 }
 
+// allowedEntry checks that d allowed and was audited, and returns its audit
+// entry as JSON.
+func allowedEntry(t *testing.T, log *audit.Log, d action.Decision) string {
+	t.Helper()
+	if d.Effect != action.Allow || d.AuditIndex == nil {
+		t.Fatalf("decision %+v", d)
+	}
+	entries, err := log.Entries(context.Background(), int64(*d.AuditIndex)-1, 1)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries %v err %v", entries, err)
+	}
+	raw, _ := json.Marshal(entries[0])
+	return string(raw)
+}
+
 func TestDecisionsAreAuditedWithRedaction(t *testing.T) {
 	log, _ := openAudit(t)
 	eng := govern.New(mustSet(t, basic), govern.WithAudit(log))
 	ctx := govern.WithTrace(context.Background(), govern.Trace{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", CorrelationID: "req-7"})
 	d, _ := eng.Decide(ctx, tool("login", map[string]any{"user": "bob", "password": "hunter2"}))
-	if d.Effect != action.Allow || d.AuditIndex == nil {
-		t.Fatalf("decision %+v", d)
-	}
-	entries, err := log.Entries(ctx, int64(*d.AuditIndex)-1, 1)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("entries %v err %v", entries, err)
-	}
-	raw, _ := json.Marshal(entries[0])
-	s := string(raw)
+	s := allowedEntry(t, log, d)
 	for _, want := range []string{`[REDACTED]`, `"user":"bob"`, d.ID.String(), "req-7", "4bf92f3577b34da6a3ce929d0e0e4736"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("audit entry lacks %s: %s", want, s)
@@ -255,15 +262,7 @@ func TestAuditRecordsMaskSecretsAndPersonalData(t *testing.T) {
 	a.Point = action.PostToolCall
 	a.Content = "card 4111 1111 1111 1111 charged"
 	d, _ := eng.Decide(ctx, a)
-	if d.Effect != action.Allow || d.AuditIndex == nil {
-		t.Fatalf("decision %+v", d)
-	}
-	entries, err := log.Entries(ctx, int64(*d.AuditIndex)-1, 1)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("entries %v err %v", entries, err)
-	}
-	raw, _ := json.Marshal(entries[0])
-	s := string(raw)
+	s := allowedEntry(t, log, d)
 	for _, leaked := range []string{"AKIAIOSFODNN7EXAMPLE", "jane.doe@example.com", "4111 1111 1111 1111"} {
 		if strings.Contains(s, leaked) {
 			t.Errorf("%s reached the audit log: %s", leaked, s)

@@ -49,6 +49,21 @@ func (u *upstreamRecorder) seen() ([]string, []http.Header) {
 	return slices.Clone(u.methods), slices.Clone(u.headers)
 }
 
+// countingServer is an httptest server that counts the connections it
+// accepts.
+func countingServer(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
+	ts := httptest.NewUnstartedServer(h)
+	var conns atomic.Int32
+	ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts, &conns
+}
+
 func TestHTTPUpstream(t *testing.T) {
 	for _, jsonResponse := range []bool{false, true} {
 		name := "event-stream"
@@ -58,15 +73,7 @@ func TestHTTPUpstream(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := newTestUpstream("clean")
 			up := &upstreamRecorder{h: sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{JSONResponse: jsonResponse})}
-			ts := httptest.NewUnstartedServer(up)
-			var conns atomic.Int32
-			ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-				if st == http.StateNew {
-					conns.Add(1)
-				}
-			}
-			ts.Start()
-			defer ts.Close()
+			ts, conns := countingServer(t, up)
 			h := startDial(t, "test", URL(ts.URL, nil), nil, nil)
 
 			names := toolNames(t, h.session)
