@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -415,16 +414,13 @@ func (s *session) settle(c *callState, status, errText string, rr *resultRecord)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
-	// The outcome and the result record go to the log side by side, so
-	// that they share one commit and one disk sync.
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	// One after the other, not side by side: two appends at once make a
+	// batch of two, after which the audit writer holds the next lone
+	// append (the next call's decision) for company (audit.Options.CommitDelay).
 	if !c.decision.ID.IsZero() {
-		wg.Go(func() {
-			if err := s.g.cfg.Decider.Outcome(ctx, c.decision.ID, action.Outcome{Status: status, LatencyMS: ms, Error: errText}); err != nil {
-				s.g.log.Warn("outcome not recorded", "decision", c.decision.ID.String(), "err", err)
-			}
-		})
+		if err := s.g.cfg.Decider.Outcome(ctx, c.decision.ID, action.Outcome{Status: status, LatencyMS: ms, Error: errText}); err != nil {
+			s.g.log.Warn("outcome not recorded", "decision", c.decision.ID.String(), "err", err)
+		}
 	}
 	if rr == nil {
 		rr = &resultRecord{}

@@ -88,7 +88,7 @@ func auditLog(dir string) *audit.Log {
 	if err != nil {
 		panic(err)
 	}
-	l, err := audit.Open(ctx, db, signer, verifier, audit.Options{})
+	l, err := audit.Open(ctx, db, signer, verifier, audit.Options{CommitDelay: -1}) // as agentgov mcp run
 	if err != nil {
 		panic(err)
 	}

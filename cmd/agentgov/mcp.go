@@ -297,7 +297,10 @@ func mcpRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	alog, err := audit.Open(bg, db, signer, verifier, audit.Options{Logger: log})
+	// One client makes one call at a time here, so the writer never holds
+	// an append back waiting for others to share its commit: that wait
+	// pays off for a server's many agents, and only delays a desktop's.
+	alog, err := audit.Open(bg, db, signer, verifier, audit.Options{Logger: log, CommitDelay: -1})
 	if err != nil {
 		return err
 	}
