@@ -49,8 +49,9 @@ type Options struct {
 	// CommitDelay is how long the writer may hold a batch open for more
 	// appends when the previous batch showed concurrent appenders (it held
 	// more than one entry); it commits as soon as the batch is as large as
-	// the previous one. A lone appender never waits. Zero means
-	// DefaultCommitDelay; negative never waits.
+	// the previous one. A lone appender never waits, and when the previous
+	// batch arrived all at once the wait is shorter (see lingerFor). Zero
+	// means DefaultCommitDelay; negative never waits.
 	CommitDelay time.Duration
 	// Logger receives errors that have no caller to return to, such as a
 	// failed periodic checkpoint (default: discarded).
@@ -126,7 +127,8 @@ type written struct {
 
 type request struct {
 	kind   string
-	record []byte // canonical JSON
+	record []byte    // canonical JSON
+	at     time.Time // when Append queued it (monotonic), for the batching wait
 	res    chan result
 }
 
@@ -269,7 +271,7 @@ func (l *Log) Append(ctx context.Context, kind string, record any) (uint64, erro
 		// already given up must not have its entry written.
 		return 0, fmt.Errorf("audit: append %s: %w", kind, err)
 	}
-	r := &request{kind: kind, record: rec, res: make(chan result, 1)}
+	r := &request{kind: kind, record: rec, at: time.Now(), res: make(chan result, 1)}
 	select {
 	case l.queue <- r:
 	case <-l.done:
@@ -308,7 +310,8 @@ func (l *Log) Run(ctx context.Context) error {
 	tick := time.NewTicker(l.opts.CheckpointInterval)
 	defer tick.Stop()
 	batch := make([]*request, 0, l.opts.MaxBatch)
-	last := 0 // size of the previous batch: how many appenders run at once
+	last := 0                // size of the previous batch: how many appenders run at once
+	var spread time.Duration // how long the previous batch took to arrive
 	var linger *time.Timer
 	for {
 		select {
@@ -331,16 +334,17 @@ func (l *Log) Run(ctx context.Context) error {
 		case r := <-l.queue:
 			batch = l.fill(append(batch[:0], r))
 			if last > 1 && len(batch) < last && l.opts.CommitDelay > 0 {
+				wait := l.lingerFor(spread)
 				if linger == nil {
-					linger = time.NewTimer(l.opts.CommitDelay)
+					linger = time.NewTimer(wait)
 				} else {
-					linger.Reset(l.opts.CommitDelay)
+					linger.Reset(wait)
 				}
 				batch = l.gather(ctx, batch, last, linger.C)
 				linger.Stop()
 			}
 			l.commit(ctx, batch)
-			last = len(batch)
+			last, spread = len(batch), arrivalSpread(batch)
 		case <-tick.C:
 			if l.Size() > l.latestSize() {
 				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -351,6 +355,33 @@ func (l *Log) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// lingerFor is how long a batch may wait for company, given how long the
+// previous batch took to arrive: twice that, at least a tenth of
+// CommitDelay and at most all of it. Appenders that keep many requests in
+// flight spread their arrivals over hundreds of µs and get the whole wait;
+// two appends made side by side by one client (a record and its outcome)
+// arrive within µs of each other, and the client's next lone append then
+// waits a tenth of the delay, not all of it, for company that is not
+// coming.
+func (l *Log) lingerFor(spread time.Duration) time.Duration {
+	return min(l.opts.CommitDelay, max(2*spread, l.opts.CommitDelay/10))
+}
+
+// arrivalSpread is the time between the first and the last append of a
+// batch to be queued.
+func arrivalSpread(batch []*request) time.Duration {
+	first, last := batch[0].at, batch[0].at
+	for _, r := range batch[1:] {
+		if r.at.Before(first) {
+			first = r.at
+		}
+		if r.at.After(last) {
+			last = r.at
+		}
+	}
+	return last.Sub(first)
 }
 
 // fill adds whatever is already queued, up to MaxBatch, without waiting:

@@ -894,3 +894,21 @@ func TestDecodeEntryIsStrict(t *testing.T) {
 		}
 	}
 }
+
+// How long a batch waits for company follows how the previous batch
+// arrived: appends spread over time (many clients) get up to the whole
+// CommitDelay; appends that came all at once (one client's pair) leave the
+// next lone append a tenth of it.
+func TestBatchingWaitFollowsHowThePreviousBatchArrived(t *testing.T) {
+	const delay = time.Millisecond
+	for _, c := range []struct{ spread, want time.Duration }{
+		{0, delay / 10},
+		{5 * time.Microsecond, delay / 10},
+		{300 * time.Microsecond, 600 * time.Microsecond},
+		{2 * time.Millisecond, delay},
+	} {
+		if got := audit.LingerFor(delay, c.spread); got != c.want {
+			t.Errorf("after a batch that arrived over %v: wait %v, want %v", c.spread, got, c.want)
+		}
+	}
+}
