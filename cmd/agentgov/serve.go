@@ -111,7 +111,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		return err
 	}
 	alog, err := audit.Open(bg, db, signer, verifier, audit.Options{
-		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval, Logger: log,
+		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
+		CommitDelay: cfg.Audit.AuditCommitDelay(), Logger: log,
 	})
 	if err != nil {
 		return err
