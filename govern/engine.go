@@ -399,9 +399,16 @@ func (e *Engine) record(ctx context.Context, a *action.Action, d *action.Decisio
 		return
 	}
 	logged := redact(a, d.Obligations)
-	// Arguments that cannot be canonicalised leave the digest empty; the
-	// append below then fails on the same arguments and the decision denies.
-	argsDigest, _, _ := action.ArgsDigest(logged.Args)
+	// The digest names the arguments the agent sent, as an approval ticket
+	// does, so that the record identifies the exact call even where the
+	// arguments themselves are redacted or masked in it.
+	argsDigest, _, err := action.ArgsDigest(a.Args)
+	if err != nil && d.Effect != action.Deny {
+		if d.Effect == action.Allow && e.budgets != nil {
+			_ = e.budgets.Release(context.WithoutCancel(ctx), d.ID.String())
+		}
+		deny(d, "arguments cannot be written to the audit log: "+err.Error())
+	}
 	rec := decisionRecord{Decision: *d, Action: maskSensitive(logged), ArgsDigest: argsDigest, Policy: digest, Trace: traceFrom(ctx)}
 	// The append must survive the caller hanging up: an allow the agent
 	// never hears about is harmless, a decision missing from the log is not.

@@ -244,6 +244,10 @@ func TestDecisionsAreAuditedWithRedaction(t *testing.T) {
 	if strings.Contains(s, "hunter2") {
 		t.Fatalf("password reached the audit log: %s", s)
 	}
+	// The digest is of the arguments sent, as an approval ticket's is.
+	if sent, _, _ := action.ArgsDigest(map[string]any{"user": "bob", "password": "hunter2"}); !strings.Contains(s, `"args_digest":"`+sent+`"`) {
+		t.Errorf("audit entry lacks the digest of the arguments sent (%s): %s", sent, s)
+	}
 }
 
 // The audit log is append-only: a credential or personal data in what an
