@@ -75,6 +75,7 @@ type Audit struct {
 // 0, as people write "no delay".
 type Delay time.Duration
 
+// UnmarshalYAML reads a duration string, or 0.
 func (d *Delay) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Value == "0" {
 		*d = 0

@@ -404,10 +404,7 @@ func (e *Engine) record(ctx context.Context, a *action.Action, d *action.Decisio
 	// arguments themselves are redacted or masked in it.
 	argsDigest, _, err := action.ArgsDigest(a.Args)
 	if err != nil && d.Effect != action.Deny {
-		if d.Effect == action.Allow && e.budgets != nil {
-			_ = e.budgets.Release(context.WithoutCancel(ctx), d.ID.String())
-		}
-		deny(d, "arguments cannot be written to the audit log: "+err.Error())
+		e.withdraw(ctx, d, "arguments cannot be written to the audit log: "+err.Error())
 	}
 	rec := decisionRecord{Decision: *d, Action: maskSensitive(logged), ArgsDigest: argsDigest, Policy: digest, Trace: traceFrom(ctx)}
 	// The append must survive the caller hanging up: an allow the agent
@@ -416,13 +413,19 @@ func (e *Engine) record(ctx context.Context, a *action.Action, d *action.Decisio
 	defer cancel()
 	idx, err := e.audit.Append(actx, "decision", rec)
 	if err != nil {
-		if d.Effect == action.Allow && e.budgets != nil {
-			_ = e.budgets.Release(actx, d.ID.String())
-		}
-		deny(d, "audit log unavailable, failing closed: "+err.Error())
+		e.withdraw(actx, d, "audit log unavailable, failing closed: "+err.Error())
 		return
 	}
 	d.AuditIndex = &idx
+}
+
+// withdraw turns d into a denial for reason, giving back the budget an
+// allow had reserved.
+func (e *Engine) withdraw(ctx context.Context, d *action.Decision, reason string) {
+	if d.Effect == action.Allow && e.budgets != nil {
+		_ = e.budgets.Release(context.WithoutCancel(ctx), d.ID.String())
+	}
+	deny(d, reason)
 }
 
 // Outcome records what happened after an allowed action: it settles the

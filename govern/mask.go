@@ -1,6 +1,9 @@
 package govern
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/detect"
 )
@@ -44,10 +47,7 @@ func maskMap(m map[string]any) (map[string]any, bool) {
 			continue
 		}
 		if out == nil {
-			out = make(map[string]any, len(m))
-			for k2, v2 := range m {
-				out[k2] = v2
-			}
+			out = maps.Clone(m)
 		}
 		out[k] = nv
 	}
@@ -73,7 +73,7 @@ func maskValue(v any) (any, bool) {
 				continue
 			}
 			if out == nil {
-				out = append([]any(nil), x...)
+				out = slices.Clone(x)
 			}
 			out[i] = ne
 		}
