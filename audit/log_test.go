@@ -45,12 +45,37 @@ func fixedClock() func() time.Time {
 }
 
 func startLog(t testing.TB, dir string, opts audit.Options) *testLog {
+	return startWrapped(t, dir, opts, func(db *sqlite.DB) audit.Store { return db })
+}
+
+// startWrapped runs a Log over a store that wrap makes of the database in
+// dir (to fail, hold or count its writes).
+func startWrapped(t testing.TB, dir string, opts audit.Options, wrap func(*sqlite.DB) audit.Store) *testLog {
 	t.Helper()
 	db, err := sqlite.OpenDir(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startLogOn(t, dir, db, db, opts)
+	return startLogOn(t, dir, db, wrap(db), opts)
+}
+
+// failOnceThenRecover makes the store fail one append as fault says, checks
+// that the appender is told, and that the next append gets index want.
+func failOnceThenRecover(t *testing.T, l *testLog, st *faultyStore, fault string, want uint64) {
+	t.Helper()
+	ctx := context.Background()
+	st.set(fault)
+	if _, err := l.Append(ctx, "decision", "unsure"); !errors.Is(err, errInjected) {
+		t.Fatalf("append with the store failing %q = %v; want the store's error", fault, err)
+	}
+	st.set("")
+	idx, err := l.Append(ctx, "decision", "after recovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx != want {
+		t.Fatalf("append after the failure got index %d, want %d", idx, want)
+	}
 }
 
 // startLogOn runs a Log over st, which may wrap db.
@@ -415,15 +440,10 @@ func (s *batchingStore) batches() []int {
 // first arrival on its own: one transaction for the round instead of many.
 func TestConcurrentAppendersShareOneBatch(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.OpenDir(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 8
-	st := &batchingStore{DB: db, hold: make(chan struct{}), holding: make(chan struct{})}
+	st := &batchingStore{hold: make(chan struct{}), holding: make(chan struct{})}
+	l := startWrapped(t, t.TempDir(), audit.Options{CheckpointEvery: 1000, CommitDelay: time.Minute}, func(db *sqlite.DB) audit.Store { st.DB = db; return st })
 	hold := st.hold
-	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000, CommitDelay: time.Minute})
 
 	// Round one: the first append's write is held while the others queue,
 	// so they form one batch of n-1 behind it.
@@ -465,13 +485,8 @@ func TestConcurrentAppendersShareOneBatch(t *testing.T) {
 
 func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.OpenDir(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &faultyStore{DB: db, hold: make(chan struct{})}
-	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000})
+	st := &faultyStore{hold: make(chan struct{})}
+	l := startWrapped(t, t.TempDir(), audit.Options{CheckpointEvery: 1000}, func(db *sqlite.DB) audit.Store { st.DB = db; return st })
 	got := make(chan error, 1)
 	go func() {
 		_, err := l.Append(ctx, "decision", "waits for the disk")
@@ -480,7 +495,7 @@ func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
 	// The entry is written to the store but not yet synced: nothing may
 	// answer the appender or count it in the tree.
 	for {
-		n, err := db.AuditSize(ctx)
+		n, err := st.AuditSize(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -507,30 +522,14 @@ func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
 }
 
 func TestFailedSyncFailsTheAppendsAndTheLogRecovers(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := sqlite.OpenDir(ctx, dir)
-	if err != nil {
+	st := &faultyStore{}
+	l := startWrapped(t, dir, audit.Options{CheckpointEvery: 1000}, func(db *sqlite.DB) audit.Store { st.DB = db; return st })
+	if _, err := l.Append(context.Background(), "decision", "durable"); err != nil {
 		t.Fatal(err)
 	}
-	st := &faultyStore{DB: db}
-	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000})
-	if _, err := l.Append(ctx, "decision", "durable"); err != nil {
-		t.Fatal(err)
-	}
-	st.set("sync")
-	if _, err := l.Append(ctx, "decision", "unsure"); !errors.Is(err, errInjected) {
-		t.Fatalf("append whose sync failed = %v; want the store's error", err)
-	}
-	st.set("")
 	// The unsynced entry is in the store, so the log goes on after it.
-	idx, err := l.Append(ctx, "decision", "after recovery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if idx != 2 {
-		t.Fatalf("append after the failed sync got index %d, want 2", idx)
-	}
+	failOnceThenRecover(t, l, st, "sync", 2)
 	if err := l.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -542,12 +541,8 @@ func TestFailedSyncFailsTheAppendsAndTheLogRecovers(t *testing.T) {
 func TestFailingStoreFailsTheWholeBatch(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := sqlite.OpenDir(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &faultyStore{DB: db}
-	l := startLogOn(t, dir, db, st, audit.Options{CheckpointEvery: 1000})
+	st := &faultyStore{}
+	l := startWrapped(t, dir, audit.Options{CheckpointEvery: 1000}, func(db *sqlite.DB) audit.Store { st.DB = db; return st })
 	for i := range 5 {
 		if _, err := l.Append(ctx, "decision", i); err != nil {
 			t.Fatal(err)
@@ -573,19 +568,9 @@ func TestFailingStoreFailsTheWholeBatch(t *testing.T) {
 	}
 
 	// A write that fails after reaching the disk: the caller is told it
-	// failed (and denies), the log resynchronises and carries on after it.
-	st.set("after")
-	if _, err := l.Append(ctx, "decision", "ambiguous"); !errors.Is(err, errInjected) {
-		t.Fatalf("append = %v, want the store's error", err)
-	}
-	st.set("")
-	idx, err := l.Append(ctx, "decision", "after recovery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if idx != 6 {
-		t.Fatalf("first append after recovery got index %d, want 6 (5 is the ambiguous write)", idx)
-	}
+	// failed (and denies), the log resynchronises and carries on after it
+	// (index 5 is the ambiguous write).
+	failOnceThenRecover(t, l, st, "after", 6)
 	if err := l.stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -415,8 +415,8 @@ func (s *session) settle(c *callState, status, errText string, rr *resultRecord)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
 	// One after the other, not side by side: two appends at once make a
-	// batch of two, after which the audit writer holds the next lone
-	// append (the next call's decision) for company (audit.Options.CommitDelay).
+	// batch of two, after which an audit writer with a CommitDelay holds
+	// the next lone append (the next call's decision) a while for company.
 	if !c.decision.ID.IsZero() {
 		if err := s.g.cfg.Decider.Outcome(ctx, c.decision.ID, action.Outcome{Status: status, LatencyMS: ms, Error: errText}); err != nil {
 			s.g.log.Warn("outcome not recorded", "decision", c.decision.ID.String(), "err", err)

@@ -197,10 +197,15 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		}
 		return
 	}
-	ev := startEvents(w)
-	for range ids {
+	c.stream(startEvents(w), r, pa.answers, len(ids))
+}
+
+// stream sends up to n messages from ch (n < 0: no limit) as events, until
+// the client goes away or the session ends.
+func (c *clientStream) stream(ev *eventWriter, r *http.Request, ch <-chan jsonrpc.Message, n int) {
+	for ; n != 0; n-- {
 		select {
-		case m := <-pa.answers:
+		case m := <-ch:
 			if ev.send(m) != nil {
 				return
 			}
@@ -333,18 +338,7 @@ func (c *clientStream) serveGET(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for {
-		select {
-		case m := <-queue:
-			if ev.send(m) != nil {
-				return
-			}
-		case <-r.Context().Done():
-			return
-		case <-c.done:
-			return
-		}
-	}
+	c.stream(ev, r, queue, -1)
 }
 
 // eventWriter writes messages as server-sent events, each flushed at once.
