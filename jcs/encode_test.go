@@ -54,7 +54,7 @@ type record struct {
 
 func TestEncoderMatchesRoundTrip(t *testing.T) {
 	values := []any{
-		nil, true, "a<b>&\u2028\xff", int64(math.MaxInt64), int64(9007199254740993), 1e21, 1e-7, -0.0, 5000.5,
+		nil, true, "a<b>&\u2028\xff", int64(math.MaxInt64), int64(9007199254740993), 1e21, 1e-7, math.Copysign(0, -1), 5000.5,
 		map[string]any{"€": 1, "\r": 2, "😀": []any{nil, false, map[string]any{}}, "b": json.Number("1.50")},
 		[]any{}, []string(nil), map[string]string(nil),
 		record{Name: "n", Args: map[string]any{"path": "/tmp", "n": int64(3)}, When: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),

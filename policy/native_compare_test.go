@@ -45,7 +45,7 @@ func TestFastPathMatchesCEL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := []any{int64(5000), int64(1000), int64(999), 1000.0, 1000.5, 999.999, -0.0, math.NaN(), math.Inf(1), math.Inf(-1),
+	values := []any{int64(5000), int64(1000), int64(999), 1000.0, 1000.5, 999.999, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1),
 		int64(math.MaxInt64), int64(math.MinInt64), uint64(math.MaxUint64), int(7), float32(1000), "1000", "/etc/passwd", "", true, nil,
 		map[string]any{"a": 1}, []any{1}, 9.223372036854775807e18}
 	consts := []string{"1000", "1000.0", "999.5", "-1", "9223372036854775807", "-9223372036854775808", "1e300", `"/etc/"`, `"1000"`, `"passwd"`}
