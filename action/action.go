@@ -1,14 +1,17 @@
 // Package action defines what an agent asks to do (Action) and what agentgov
 // answered (Decision). These are the contract types of the whole product: the
 // policy engine evaluates them, the server speaks them as JSON, the audit log
-// stores them. They depend on nothing else in the module.
+// stores them. They depend on nothing else in the module but its table of error codes.
 package action
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/agentgov/agentgov/errcode"
 )
 
 // Point is the intervention point at which an action is decided.
@@ -21,12 +24,20 @@ const (
 	PostModelCall Point = "post_model_call"
 	PreToolCall   Point = "pre_tool_call"
 	PostToolCall  Point = "post_tool_call"
-	Output        Point = "output"
-	AgentShutdown Point = "agent_shutdown"
+	// PreAgentMessage is a message one agent sends another (A2A), decided
+	// before it leaves; PostAgentMessage the reply, before it reaches the
+	// sender.
+	PreAgentMessage  Point = "pre_agent_message"
+	PostAgentMessage Point = "post_agent_message"
+	Output           Point = "output"
+	AgentShutdown    Point = "agent_shutdown"
 )
 
 // Points lists every intervention point, in pipeline order.
-var Points = []Point{AgentStartup, Input, PreModelCall, PostModelCall, PreToolCall, PostToolCall, Output, AgentShutdown}
+var Points = []Point{AgentStartup, Input, PreModelCall, PostModelCall, PreToolCall, PostToolCall, PreAgentMessage, PostAgentMessage, Output, AgentShutdown}
+
+// NumPoints is len(Points), for arrays indexed by Point.Index.
+const NumPoints = 10
 
 // Index returns the position of p in Points, or -1 for an unknown point. The
 // policy index uses it to keep one rule table per point in an array.
@@ -44,10 +55,14 @@ func (p Point) Index() int {
 		return 4
 	case PostToolCall:
 		return 5
-	case Output:
+	case PreAgentMessage:
 		return 6
-	case AgentShutdown:
+	case PostAgentMessage:
 		return 7
+	case Output:
+		return 8
+	case AgentShutdown:
+		return 9
 	}
 	return -1
 }
@@ -60,6 +75,12 @@ type Agent struct {
 	ID     string            `json:"id"`
 	Type   string            `json:"type,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Delegation is the chain of delegations the agent acts under,
+	// outermost first; empty for an agent acting on its own credential.
+	Delegation []Delegation `json:"delegation,omitempty"`
+	// Credential is what the caller proved who it is with. The server sets
+	// it; it is recorded with every decision, and policies do not read it.
+	Credential *Credential `json:"credential,omitempty"`
 }
 
 // Principal is the human or organisation on whose behalf the agent acts.
@@ -75,6 +96,15 @@ type Tool struct {
 	Server      string         `json:"server,omitempty"`
 	Name        string         `json:"name,omitempty"`
 	Annotations map[string]any `json:"annotations,omitempty"`
+}
+
+// Target is the agent a message is sent to (points pre_agent_message and
+// post_agent_message): its name in the configuration, the trust tier the
+// operator gives it there, and its labels.
+type Target struct {
+	ID     string            `json:"id,omitempty"`
+	Trust  string            `json:"trust,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Resource is a data object the action touches.
@@ -97,6 +127,7 @@ type Action struct {
 	Session     string         `json:"session,omitempty"`
 	Point       Point          `json:"point,omitempty"`
 	Tool        Tool           `json:"tool,omitzero"`
+	Target      Target         `json:"target,omitzero"`
 	Args        map[string]any `json:"args,omitempty"`
 	Resource    Resource       `json:"resource,omitzero"`
 	Destination string         `json:"destination,omitempty"`
@@ -116,8 +147,22 @@ func (a *Action) PointOrDefault() Point {
 }
 
 // Validate checks the fields a decision depends on. It names the first field
-// that is wrong, so that a caller can fix its request.
+// that is wrong, so that a caller can fix its request. Beyond well-formed
+// fields, an action must name its agent and carry what its point is decided
+// on (see Decidable): an action with nothing to decide on is refused, never
+// allowed by a permissive default.
 func (a *Action) Validate() error {
+	if a.Agent.ID == "" {
+		return &FieldError{Field: "agent.id", Problem: "required: every action is decided for an agent"}
+	}
+	if err := a.validateFields(); err != nil {
+		return err
+	}
+	return a.Decidable()
+}
+
+// validateFields checks that each field present is well formed.
+func (a *Action) validateFields() error {
 	if a.Point != "" && !a.Point.Valid() {
 		return &FieldError{Field: "point", Problem: fmt.Sprintf("unknown point %q (want one of %s)", a.Point, pointList())}
 	}
@@ -133,6 +178,40 @@ func (a *Action) Validate() error {
 		return &FieldError{Field: "resource.permission", Problem: fmt.Sprintf("unknown permission %q (want read, write, delete, admin or execute)", a.Resource.Permission)}
 	}
 	return nil
+}
+
+// Decidable checks that the action carries the field its point is about: a
+// tool at the tool points, a model at the model points, the text at input
+// and output. Without it no rule could tell this action from any other, so
+// a document's default would decide it blind. Agent startup and shutdown
+// are about the agent alone.
+func (a *Action) Decidable() error {
+	var field, what string
+	switch p := a.PointOrDefault(); p {
+	case PreToolCall, PostToolCall:
+		if a.Tool.Name != "" {
+			return nil
+		}
+		field, what = "tool.name", "the tool called"
+	case PreModelCall, PostModelCall:
+		if a.Model != "" {
+			return nil
+		}
+		field, what = "model", "the model called"
+	case Input, Output:
+		if a.Content != "" {
+			return nil
+		}
+		field, what = "content", "the text"
+	case PreAgentMessage, PostAgentMessage:
+		if a.Target.ID != "" {
+			return nil
+		}
+		field, what = "target.id", "the agent messaged"
+	default:
+		return nil
+	}
+	return &FieldError{Field: field, Problem: fmt.Sprintf("required at point %s: an action there is decided on %s, and without it there is nothing to decide on", a.PointOrDefault(), what)}
 }
 
 func pointList() string {
@@ -157,8 +236,11 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 const MaxNesting = 32
 
 // Decode reads exactly one Action from JSON. Unknown fields, wrong types,
-// trailing data and over-deep args are errors naming the field. Numbers in args
-// keep their value: integers stay int64, others become float64.
+// trailing data and over-deep args are errors naming the field. Numbers in
+// args keep their value: integers stay int64, others become float64. What
+// Validate adds (an agent, and what the point is decided on) is left to the
+// caller: over HTTP the agent comes from the credential, and a policy test
+// may evaluate a fragment of an action.
 func Decode(data []byte) (Action, error) {
 	var a Action
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -177,7 +259,7 @@ func Decode(data []byte) (Action, error) {
 	if a.Tool.Annotations, err = normalizeMap(a.Tool.Annotations, "tool.annotations", 1); err != nil {
 		return Action{}, err
 	}
-	if err := a.Validate(); err != nil {
+	if err := a.validateFields(); err != nil {
 		return Action{}, err
 	}
 	return a, nil
@@ -186,15 +268,19 @@ func Decode(data []byte) (Action, error) {
 func describeJSONError(err error) error {
 	switch e := err.(type) {
 	case *json.UnmarshalTypeError:
-		return &FieldError{Field: e.Field, Problem: fmt.Sprintf("cannot be a JSON %s (want %s)", e.Value, e.Type)}
-	case *json.SyntaxError:
-		return fmt.Errorf("malformed JSON at byte %d: %v", e.Offset, e)
+		// In JSON's words: the Go type (action.Tool) means nothing to a
+		// caller in another language.
+		f := e.Field
+		if f == "" {
+			f = "action"
+		}
+		return &FieldError{Field: f, Problem: fmt.Sprintf("cannot be a JSON %s (want %s)", e.Value, errcode.JSONKind(e.Type))}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		return &FieldError{Field: strings.Trim(f, `"`), Problem: "unknown field"}
 	}
-	return fmt.Errorf("malformed JSON: %v", err)
+	return errors.New(errcode.DescribeJSON(err))
 }
 
 // NormalizeValue converts json.Number leaves to int64 (when integral) or

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/agentgov/agentgov/errcode"
 )
 
 func TestDecodeRoundTrips(t *testing.T) {
@@ -62,7 +64,8 @@ func TestIDsRoundTrip(t *testing.T) {
 }
 
 // FuzzDecode is the decoding of every /v1/decide body: it must never panic,
-// and whatever it accepts must be valid and encode back to an equal action.
+// and whatever it accepts must have well-formed fields and encode back to an
+// equal action.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"agent":{"id":"a"},"tool":{"name":"read_file"},"args":{"path":"/tmp/x","n":[1,2.5,{"k":null}]}}`))
 	f.Add([]byte(`{"point":"post_tool_call","content":"x","estimate":{"tokens":3}}`))
@@ -71,7 +74,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := a.Validate(); err != nil {
+		if err := a.validateFields(); err != nil {
 			t.Fatalf("accepted an invalid action: %v", err)
 		}
 		out, err := json.Marshal(a)
@@ -105,5 +108,114 @@ func TestArgsDigestIsTheSameForEqualArguments(t *testing.T) {
 	}
 	if _, _, err := ArgsDigest(map[string]any{"x": math.NaN()}); err == nil {
 		t.Fatal("NaN digested")
+	}
+}
+
+// An action with nothing to decide on is refused, naming the field that its
+// point is decided on; it never reaches a policy whose default might allow
+// it.
+func TestActionsWithNothingToDecideOnAreRefused(t *testing.T) {
+	for _, c := range []struct{ in, field string }{
+		{`{}`, "tool.name"},
+		{`null`, "tool.name"},
+		{`{"point":"pre_tool_call","args":{"path":"/etc/shadow"}}`, "tool.name"},
+		{`{"point":"post_tool_call","tool":{"server":"github"}}`, "tool.name"},
+		{`{"point":"pre_model_call","content":"hi","destination":"api.openai.com"}`, "model"},
+		{`{"point":"post_model_call"}`, "model"},
+		{`{"point":"input"}`, "content"},
+		{`{"point":"output","args":{"x":1}}`, "content"},
+	} {
+		a, err := Decode([]byte(c.in))
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", c.in, err)
+		}
+		a.Agent.ID = "a1" // as the server sets it from the credential
+		err = a.Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(fe.Problem, "nothing to decide on") {
+			t.Errorf("Validate(%s): %v, want a field error on %s", c.in, err, c.field)
+		}
+	}
+	// The agent comes from the credential over HTTP, but a library caller
+	// must name it.
+	a := Action{Tool: Tool{Name: "read_file"}}
+	var fe *FieldError
+	if err := a.Validate(); !errors.As(err, &fe) || fe.Field != "agent.id" {
+		t.Errorf("action without an agent: %v", err)
+	}
+	for _, ok := range []Action{
+		{Agent: Agent{ID: "a"}, Tool: Tool{Name: "read_file"}},
+		{Agent: Agent{ID: "a"}, Point: PreModelCall, Model: "gpt-4o-mini"},
+		{Agent: Agent{ID: "a"}, Point: Input, Content: "hello"},
+		{Agent: Agent{ID: "a"}, Point: AgentStartup},
+		{Agent: Agent{ID: "a"}, Point: AgentShutdown},
+	} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v", ok, err)
+		}
+	}
+}
+
+// Every field a policy can read is in an action's digest; the approval id,
+// which names a ticket, and the spelling of an absent point or empty map
+// are not.
+func TestDigestCoversEveryFieldAPolicyReads(t *testing.T) {
+	base := func() Action {
+		return Action{
+			Agent: Agent{ID: "a", Type: "assistant", Labels: map[string]string{"env": "prod"}}, Principal: Principal{User: "u", Team: "t", Org: "o"},
+			Session: "s", Point: PreToolCall, Tool: Tool{Server: "srv", Name: "pay", Annotations: map[string]any{"destructiveHint": true}},
+			Args: map[string]any{"amount": int64(10)}, Resource: Resource{Type: "r", ID: "1", Permission: "write"},
+			Destination: "api.example", Model: "m", Content: "for lunch", Estimate: Estimate{Tokens: 11, CostUSD: 0.01},
+		}
+	}
+	d0 := base()
+	want, err := Digest(&d0)
+	if err != nil || !strings.HasPrefix(want, "sha256:") {
+		t.Fatalf("Digest = %q, %v", want, err)
+	}
+	for name, change := range map[string]func(*Action){
+		"agent.id": func(a *Action) { a.Agent.ID = "b" }, "agent.type": func(a *Action) { a.Agent.Type = "x" },
+		"agent.labels": func(a *Action) { a.Agent.Labels = nil }, "principal": func(a *Action) { a.Principal.Org = "x" },
+		"session": func(a *Action) { a.Session = "s2" }, "point": func(a *Action) { a.Point = PostToolCall },
+		"tool.server": func(a *Action) { a.Tool.Server = "" }, "tool.name": func(a *Action) { a.Tool.Name = "refund" },
+		"tool.annotations": func(a *Action) { a.Tool.Annotations = nil }, "args": func(a *Action) { a.Args["amount"] = int64(1000000) },
+		"resource": func(a *Action) { a.Resource.ID = "2" }, "destination": func(a *Action) { a.Destination = "evil.example" },
+		"model": func(a *Action) { a.Model = "m2" }, "content": func(a *Action) { a.Content = "to MALLORY" },
+		"estimate.tokens": func(a *Action) { a.Estimate.Tokens = 90000 }, "estimate.cost_usd": func(a *Action) { a.Estimate.CostUSD = 9 },
+	} {
+		a := base()
+		change(&a)
+		if got, _ := Digest(&a); got == want {
+			t.Errorf("changing %s keeps the digest", name)
+		}
+	}
+	same := base()
+	same.ApprovalID = "apr_1"
+	same.Args = map[string]any{"amount": float64(10)}
+	if got, _ := Digest(&same); got != want {
+		t.Error("the approval id or the numeric form of an argument changed the digest")
+	}
+	x, y := Action{Agent: Agent{ID: "a"}, Tool: Tool{Name: "t"}}, Action{Agent: Agent{ID: "a", Labels: map[string]string{}}, Point: PreToolCall, Tool: Tool{Name: "t", Annotations: map[string]any{}}, Args: map[string]any{}}
+	if dx, _ := Digest(&x); func() string { d, _ := Digest(&y); return d }() != dx {
+		t.Error("an absent point or empty maps changed the digest")
+	}
+}
+
+func TestRefusalCodeNamesWhatRefused(t *testing.T) {
+	for _, tc := range []struct {
+		d    Decision
+		want errcode.Code
+	}{
+		{Decision{Effect: Allow}, ""},
+		{Decision{Effect: Audit}, ""},
+		{Decision{Effect: RequireApproval, Reasons: []string{"budget b: cost 9/10 USD (throttle at 80%: needs approval)"}}, errcode.ApprovalRequired},
+		{Decision{Effect: Deny, Reasons: []string{"rule no-etc: system files are off limits"}}, errcode.PolicyDenied},
+		{Decision{Effect: Deny, Reasons: []string{"rate limit api: more than 3 per 1m0s for agent \"a\""}}, errcode.RateLimited},
+		{Decision{Effect: Deny, Reasons: []string{"rate limit api: more", "budget b: cost 11/10 USD (hard limit)"}}, errcode.BudgetExceeded},
+		{Decision{Effect: Deny}, errcode.PolicyDenied},
+	} {
+		if got := tc.d.RefusalCode(); got != tc.want {
+			t.Errorf("%s %q: %q, want %q", tc.d.Effect, tc.d.Reasons, got, tc.want)
+		}
 	}
 }

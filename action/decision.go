@@ -91,6 +91,10 @@ type Decision struct {
 	Severity    Severity     `json:"severity,omitempty"`
 	Approval    *ApprovalRef `json:"approval,omitempty"`
 	Obligations []Obligation `json:"obligations,omitempty"`
+	// Provenance says, for a decision a provenance rule produced, where
+	// each untrusted value of the action came from: {"args.recipient":
+	// ["tool:read_file"]} (DESIGN §8).
+	Provenance map[string][]string `json:"provenance,omitempty"`
 	// AuditIndex is the position of the decision in the audit log; nil when no
 	// audit log is attached (the pure library).
 	AuditIndex *uint64 `json:"audit_index,omitempty"`

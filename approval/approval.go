@@ -1,22 +1,32 @@
 // Package approval keeps the tickets of require_approval decisions. A ticket
-// is bound to the exact action that needed approval — agent, session, tool,
-// point, target and a digest of the canonical arguments — and to the policy
-// set that asked for it. Once a human approves it, the agent retries the
-// action with the ticket's id and the ticket lets exactly that action through,
-// exactly once; anything else is refused with a reason code saying why.
+// is bound to the whole action that needed approval — the digest of every
+// field a policy can read (action.Digest): agent, principal, session, point,
+// tool, arguments, resource, destination, model, content and estimate — and
+// to the policy set that asked for it. Once a human approves it, the agent
+// retries the action with the ticket's id and the ticket lets exactly that
+// action through, exactly once; anything else is refused with a reason code
+// saying what differs.
+//
+// A ticket keeps a copy of the action for the approver to read, as the
+// caller gives it: the engine masks the secrets and personal data in it
+// first, so that none is stored in clear.
 package approval
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/jcs"
 )
 
 // Status is where a ticket is in its life: pending until a human decides or
@@ -68,26 +78,37 @@ type Ticket struct {
 	ID     string `json:"id"`
 	Status Status `json:"status"`
 
-	// The action the ticket is bound to.
-	AgentID     string          `json:"agent_id"`
-	Session     string          `json:"session,omitempty"`
-	Tool        action.Tool     `json:"tool,omitzero"`
-	Point       action.Point    `json:"point"`
-	Destination string          `json:"destination,omitempty"`
-	Model       string          `json:"model,omitempty"`
-	Resource    action.Resource `json:"resource,omitzero"`
-	// ArgsDigest is the hex SHA-256 of the canonical (RFC 8785) arguments;
-	// Args is that canonical text, for the approver to read.
-	ArgsDigest string          `json:"args_digest"`
-	Args       json.RawMessage `json:"args"`
+	// The action the ticket is bound to: ActionDigest (action.Digest) binds
+	// all of it. The fields below repeat what an approver scans first.
+	ActionDigest string          `json:"action_digest"`
+	AgentID      string          `json:"agent_id"`
+	Session      string          `json:"session,omitempty"`
+	Tool         action.Tool     `json:"tool,omitzero"`
+	Point        action.Point    `json:"point"`
+	Destination  string          `json:"destination,omitempty"`
+	Model        string          `json:"model,omitempty"`
+	Resource     action.Resource `json:"resource,omitzero"`
+	// ArgsDigest (action.ArgsDigest) and ContentDigest identify the exact
+	// arguments and content, so that a refusal can say which of them
+	// changed.
+	ArgsDigest    string `json:"args_digest"`
+	ContentDigest string `json:"content_digest,omitempty"`
+	// Action is the whole action as the approver sees it, with secrets and
+	// personal data masked; Args is its arguments as canonical JSON.
+	Action action.Action   `json:"action"`
+	Args   json.RawMessage `json:"args"`
 
 	// Why approval was required, and by whom it may be given.
-	PolicyDigest string    `json:"policy_digest"`
-	Rules        []string  `json:"rules,omitempty"`
-	Reasons      []string  `json:"reasons,omitempty"`
-	Approvers    []string  `json:"approvers,omitempty"`
-	OnTimeout    OnTimeout `json:"on_timeout"`
-	DecisionID   string    `json:"decision_id,omitempty"`
+	PolicyDigest string   `json:"policy_digest"`
+	Rules        []string `json:"rules,omitempty"`
+	Reasons      []string `json:"reasons,omitempty"`
+	// Provenance says where the action's untrusted values came from, so
+	// that an approver sees "the recipient came from a file, not from
+	// you": {"args.recipient": ["tool:read_file"]}.
+	Provenance map[string][]string `json:"provenance,omitempty"`
+	Approvers  []string            `json:"approvers,omitempty"`
+	OnTimeout  OnTimeout           `json:"on_timeout"`
+	DecisionID string              `json:"decision_id,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -98,6 +119,8 @@ type Ticket struct {
 	// the approval as the ticket was allowed to wait for it.
 	RedeemBy time.Time `json:"redeem_by,omitzero"`
 	UsedAt   time.Time `json:"used_at,omitzero"`
+	// UsedBy is the decision that the ticket let through.
+	UsedBy string `json:"used_by,omitempty"`
 }
 
 // StatusAt is the ticket's status at time now: a pending ticket whose
@@ -116,10 +139,15 @@ func (t Ticket) Ref(now time.Time) *action.ApprovalRef {
 
 // Request is what the engine knows when a decision requires approval.
 type Request struct {
-	Action       *action.Action
+	// Action is the action as decided: the ticket is bound to it.
+	Action *action.Action
+	// Shown is the same action as the approver may see it, with secrets and
+	// personal data masked by the caller; it is stored as given.
+	Shown        *action.Action
 	PolicyDigest string
 	Rules        []string
 	Reasons      []string
+	Provenance   map[string][]string
 	Approvers    []string
 	// Timeout is how long the ticket waits for a decision; zero means
 	// DefaultTimeout.
@@ -148,13 +176,17 @@ const (
 	ReasonWrongSession  = "wrong_session"
 	ReasonWrongTool     = "wrong_tool"
 	ReasonWrongPoint    = "wrong_point"
-	ReasonActionChanged = "action_changed" // destination, model or resource differ
+	ReasonActionChanged = "action_changed" // destination, model, resource or anything else bound
 	ReasonArgsChanged   = "args_changed"
-	ReasonPolicyChanged = "policy_changed"
-	ReasonPending       = "pending"
-	ReasonDenied        = "denied"
-	ReasonExpired       = "expired"
-	ReasonAlreadyUsed   = "already_used"
+	// ReasonContentChanged and ReasonEstimateChanged: the text, or the
+	// estimate budgets reserve, differ from the approved action's.
+	ReasonContentChanged  = "content_changed"
+	ReasonEstimateChanged = "estimate_changed"
+	ReasonPolicyChanged   = "policy_changed"
+	ReasonPending         = "pending"
+	ReasonDenied          = "denied"
+	ReasonExpired         = "expired"
+	ReasonAlreadyUsed     = "already_used"
 )
 
 // RedeemError says why a ticket did not let an action through.
@@ -170,8 +202,9 @@ func (e *RedeemError) Error() string {
 
 func (e *RedeemError) Unwrap() error { return ErrRefused }
 
-// Store persists tickets. DecideTicket and RedeemTicket must each be one
-// conditional write, so that of concurrent callers exactly one succeeds.
+// Store persists tickets. DecideTicket, RedeemTicket, UnredeemTicket,
+// DeleteTicket and ExpireTicket must each be one conditional write, so that
+// of concurrent callers exactly one succeeds.
 type Store interface {
 	InsertTicket(ctx context.Context, t Ticket) error
 	// GetTicket returns a ticket, or an error wrapping ErrNotFound.
@@ -182,14 +215,42 @@ type Store interface {
 	// DecideTicket sets status to (approved or denied), decided_at, decided_by,
 	// note and redeem_by, only if the ticket is pending and expires after now.
 	DecideTicket(ctx context.Context, id string, to Status, by, note string, now, redeemBy time.Time) (changed bool, err error)
-	// RedeemTicket marks the ticket used at now, only if it is approved and
-	// redeem_by is after now, or it is pending with on_timeout allow and
-	// expires_at is not after now; in that second case it records the
-	// ticket as decided by DecidedByTimeout at expires_at.
-	RedeemTicket(ctx context.Context, id string, now time.Time) (changed bool, err error)
-	// ExpireTickets sets status expired on every pending ticket whose
-	// expires_at is not after now, and returns those tickets.
-	ExpireTickets(ctx context.Context, now time.Time) ([]Ticket, error)
+	// RedeemTicket marks the ticket used at now by decision usedBy, only if
+	// it is approved and redeem_by is after now, or it is pending or expired
+	// with on_timeout allow and expires_at is not after now; in that second
+	// case it records the ticket as decided by DecidedByTimeout at
+	// expires_at.
+	RedeemTicket(ctx context.Context, id string, now time.Time, usedBy string) (changed bool, err error)
+	// UnredeemTicket undoes RedeemTicket, only if the ticket is used by
+	// decision usedBy: an approved ticket becomes approved again, one let
+	// through by its timeout becomes expired and undecided again.
+	UnredeemTicket(ctx context.Context, id, usedBy string) (changed bool, err error)
+	// DeleteTicket removes a ticket, only if it is pending.
+	DeleteTicket(ctx context.Context, id string) (changed bool, err error)
+	// DueTickets returns the pending tickets whose expires_at is not after
+	// now, oldest first.
+	DueTickets(ctx context.Context, now time.Time) ([]Ticket, error)
+	// ExpireTicket sets status expired, only if the ticket is pending and
+	// its expires_at is not after now.
+	ExpireTicket(ctx context.Context, id string, now time.Time) (changed bool, err error)
+}
+
+// Record writes a change to the audit log before it is made: it is given
+// everything the change will write, and an error from it stops the change.
+// The engine supplies it (govern.Engine.DecideApproval and
+// ExpireApprovals); a nil Record records nothing.
+type Record func(ctx context.Context, c Change) error
+
+func record(ctx context.Context, rs []Record, c Change) error {
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		if err := r(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Approvals manages tickets over a Store.
@@ -209,6 +270,8 @@ func (m *Approvals) Create(ctx context.Context, r Request) (Ticket, error) {
 	switch {
 	case a == nil:
 		return Ticket{}, fmt.Errorf("create approval: %w: no action", ErrInvalid)
+	case r.Shown == nil:
+		return Ticket{}, fmt.Errorf("create approval: %w: no copy of the action to show the approver", ErrInvalid)
 	case a.Agent.ID == "":
 		return Ticket{}, fmt.Errorf("create approval: %w: action has no agent id", ErrInvalid)
 	case r.Timeout < 0 || r.Timeout > MaxTimeout:
@@ -226,31 +289,45 @@ func (m *Approvals) Create(ctx context.Context, r Request) (Ticket, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	digest, canonical, err := action.ArgsDigest(a.Args)
+	actionDigest, err := action.Digest(a)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("create approval: %w", err)
+	}
+	digest, _, err := action.ArgsDigest(a.Args)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("create approval: %w", err)
+	}
+	shown := *r.Shown
+	shown.ApprovalID = ""
+	_, canonical, err := action.ArgsDigest(shown.Args)
 	if err != nil {
 		return Ticket{}, fmt.Errorf("create approval: %w", err)
 	}
 	now := m.clock().UTC()
 	t := Ticket{
-		ID:           newID(now),
-		Status:       Pending,
-		AgentID:      a.Agent.ID,
-		Session:      a.Session,
-		Tool:         action.Tool{Server: a.Tool.Server, Name: a.Tool.Name},
-		Point:        a.PointOrDefault(),
-		Destination:  a.Destination,
-		Model:        a.Model,
-		Resource:     a.Resource,
-		ArgsDigest:   digest,
-		Args:         canonical,
-		PolicyDigest: r.PolicyDigest,
-		Rules:        slices.Clone(r.Rules),
-		Reasons:      slices.Clone(r.Reasons),
-		Approvers:    slices.Clone(r.Approvers),
-		OnTimeout:    onTimeout,
-		DecisionID:   r.DecisionID,
-		CreatedAt:    now,
-		ExpiresAt:    now.Add(timeout),
+		ID:            newID(now),
+		Status:        Pending,
+		ActionDigest:  actionDigest,
+		AgentID:       a.Agent.ID,
+		Session:       a.Session,
+		Tool:          action.Tool{Server: a.Tool.Server, Name: a.Tool.Name},
+		Point:         a.PointOrDefault(),
+		Destination:   a.Destination,
+		Model:         a.Model,
+		Resource:      a.Resource,
+		ArgsDigest:    digest,
+		ContentDigest: contentDigest(a.Content),
+		Action:        shown,
+		Args:          canonical,
+		PolicyDigest:  r.PolicyDigest,
+		Rules:         slices.Clone(r.Rules),
+		Reasons:       slices.Clone(r.Reasons),
+		Provenance:    cloneProvenance(r.Provenance),
+		Approvers:     slices.Clone(r.Approvers),
+		OnTimeout:     onTimeout,
+		DecisionID:    r.DecisionID,
+		CreatedAt:     now,
+		ExpiresAt:     now.Add(timeout),
 	}
 	if err := m.st.InsertTicket(ctx, t); err != nil {
 		return Ticket{}, fmt.Errorf("create approval: %w", err)
@@ -297,10 +374,30 @@ func (m *Approvals) List(ctx context.Context, status Status) ([]Ticket, error) {
 	return out, nil
 }
 
+// Change is the audit record of a change to a ticket by a human or by its
+// timeout: everything the change writes.
+type Change struct {
+	Event  string `json:"event"` // "approve", "deny" or "expire"
+	Ticket string `json:"ticket"`
+	Status Status `json:"status"`
+	By     string `json:"by,omitempty"`
+	Note   string `json:"note,omitempty"`
+	// At is when the change is made; RedeemBy, for an approval, is until
+	// when the approved action may run.
+	At       time.Time `json:"at"`
+	RedeemBy time.Time `json:"redeem_by,omitzero"`
+	// The ticket's own: the decision that opened it, and the action it
+	// binds.
+	Decision     string `json:"decision,omitempty"`
+	ActionDigest string `json:"action_digest"`
+}
+
 // Decide approves or denies a pending ticket on behalf of by. Whether by is
 // one of the ticket's approvers is for the caller to enforce, which knows
-// the groups. A ticket that is decided already or has expired is a conflict.
-func (m *Approvals) Decide(ctx context.Context, id string, approve bool, by, note string) (Ticket, error) {
+// the groups. A ticket that is decided already or has expired is a
+// conflict. Each record given is called with the Change before it is
+// stored; if one fails, nothing is stored.
+func (m *Approvals) Decide(ctx context.Context, id string, approve bool, by, note string, records ...Record) (Ticket, error) {
 	if by == "" {
 		return Ticket{}, fmt.Errorf("decide approval %s: %w: who decides (by) is required", id, ErrInvalid)
 	}
@@ -315,9 +412,15 @@ func (m *Approvals) Decide(ctx context.Context, id string, approve bool, by, not
 	if s := t.StatusAt(now); s != Pending {
 		return Ticket{}, fmt.Errorf("decide approval %s: %w: the ticket is %s", id, ErrConflict, s)
 	}
-	to, redeemBy := Denied, time.Time{}
+	to, redeemBy, event := Denied, time.Time{}, "deny"
 	if approve {
-		to, redeemBy = Approved, now.Add(t.ExpiresAt.Sub(t.CreatedAt))
+		to, redeemBy, event = Approved, now.Add(t.ExpiresAt.Sub(t.CreatedAt)), "approve"
+	}
+	if err := record(ctx, records, Change{
+		Event: event, Ticket: id, Status: to, By: by, Note: note, At: now, RedeemBy: redeemBy,
+		Decision: t.DecisionID, ActionDigest: t.ActionDigest,
+	}); err != nil {
+		return Ticket{}, fmt.Errorf("decide approval %s: %w", id, err)
 	}
 	changed, err := m.st.DecideTicket(ctx, id, to, by, note, now, redeemBy)
 	if err != nil {
@@ -334,26 +437,39 @@ func (m *Approvals) Decide(ctx context.Context, id string, approve bool, by, not
 	return t, nil
 }
 
-// Redeem lets a through on ticket id if the ticket was approved (or timed
-// out with on_timeout allow) for exactly this action under the policy set
-// with digest policyDigest, and was never used. It consumes the ticket. A
+// Check reports whether ticket id would let a through under the policy set
+// with digest policyDigest, without using it: it was approved (or timed out
+// with on_timeout allow) for exactly this action and was never used. A
 // refusal is a *RedeemError whose Reason says what did not match.
-func (m *Approvals) Redeem(ctx context.Context, id string, a *action.Action, policyDigest string) (Ticket, error) {
+func (m *Approvals) Check(ctx context.Context, id string, a *action.Action, policyDigest string) (Ticket, error) {
 	t, err := m.st.GetTicket(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Ticket{}, &RedeemError{ID: id, Reason: ReasonNotFound, Detail: "no such ticket"}
 	}
 	if err != nil {
-		return Ticket{}, fmt.Errorf("redeem approval %s: %w", id, err)
+		return Ticket{}, fmt.Errorf("check approval %s: %w", id, err)
 	}
 	if err := binding(t, a, policyDigest); err != nil {
 		return Ticket{}, err
 	}
-	now := m.clock().UTC()
-	if err := redeemable(t, now); err != nil {
+	if err := redeemable(t, m.clock().UTC()); err != nil {
 		return Ticket{}, err
 	}
-	changed, err := m.st.RedeemTicket(ctx, id, now)
+	return t, nil
+}
+
+// Redeem is Check, and then uses the ticket for decision usedBy: of
+// concurrent redemptions exactly one succeeds. Unredeem gives it back.
+func (m *Approvals) Redeem(ctx context.Context, id string, a *action.Action, policyDigest, usedBy string) (Ticket, error) {
+	if usedBy == "" {
+		return Ticket{}, fmt.Errorf("redeem approval %s: %w: the decision using it (usedBy) is required", id, ErrInvalid)
+	}
+	t, err := m.Check(ctx, id, a, policyDigest)
+	if err != nil {
+		return Ticket{}, err
+	}
+	now := m.clock().UTC()
+	changed, err := m.st.RedeemTicket(ctx, id, now, usedBy)
 	if err != nil {
 		return Ticket{}, fmt.Errorf("redeem approval %s: %w", id, err)
 	}
@@ -370,27 +486,83 @@ func (m *Approvals) Redeem(ctx context.Context, id string, a *action.Action, pol
 	if t.Status != Approved {
 		t.DecidedBy, t.DecidedAt = DecidedByTimeout, t.ExpiresAt
 	}
-	t.Status, t.UsedAt = Used, now
+	t.Status, t.UsedAt, t.UsedBy = Used, now, usedBy
 	return t, nil
 }
 
-// Expire records as expired every pending ticket whose timeout has passed,
-// and returns them, so that the caller can audit and announce each expiry
-// once. Status reads do not depend on it: an undecided ticket past its
-// timeout reads as expired either way.
-func (m *Approvals) Expire(ctx context.Context) ([]Ticket, error) {
-	list, err := m.st.ExpireTickets(ctx, m.clock().UTC())
+// Unredeem gives back a ticket that decision usedBy redeemed, for a
+// decision that could not be completed (its audit record could not be
+// written): the approval is not lost with it.
+func (m *Approvals) Unredeem(ctx context.Context, id, usedBy string) error {
+	changed, err := m.st.UnredeemTicket(ctx, id, usedBy)
+	if err != nil {
+		return fmt.Errorf("give back approval %s: %w", id, err)
+	}
+	if !changed {
+		return fmt.Errorf("give back approval %s: %w: it is not used by %s", id, ErrConflict, usedBy)
+	}
+	return nil
+}
+
+// Cancel removes a pending ticket whose decision could not be completed
+// (its audit record could not be written): a ticket for a decision that did
+// not happen must not be approved.
+func (m *Approvals) Cancel(ctx context.Context, id string) error {
+	changed, err := m.st.DeleteTicket(ctx, id)
+	if err != nil {
+		return fmt.Errorf("cancel approval %s: %w", id, err)
+	}
+	if !changed {
+		return fmt.Errorf("cancel approval %s: %w: it is no longer pending", id, ErrConflict)
+	}
+	return nil
+}
+
+// Due returns the pending tickets whose timeout has passed and whose expiry
+// is not yet recorded, oldest first. Status reads do not depend on that
+// record: an undecided ticket past its timeout reads as expired either way.
+func (m *Approvals) Due(ctx context.Context) ([]Ticket, error) {
+	list, err := m.st.DueTickets(ctx, m.clock().UTC())
 	if err != nil {
 		return nil, fmt.Errorf("expire approvals: %w", err)
 	}
 	return list, nil
 }
 
+// Expire records that ticket id, undecided, timed out. Each record given is
+// called with the Change before it is stored; if one fails, nothing is
+// stored. A ticket that is not pending and past its timeout is a conflict.
+func (m *Approvals) Expire(ctx context.Context, id string, records ...Record) (Ticket, error) {
+	t, err := m.st.GetTicket(ctx, id)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("expire approval %s: %w", id, err)
+	}
+	now := m.clock().UTC()
+	if t.Status != Pending || now.Before(t.ExpiresAt) {
+		return Ticket{}, fmt.Errorf("expire approval %s: %w: the ticket is %s", id, ErrConflict, t.StatusAt(now))
+	}
+	if err := record(ctx, records, Change{
+		Event: "expire", Ticket: id, Status: Expired, At: t.ExpiresAt,
+		Decision: t.DecisionID, ActionDigest: t.ActionDigest,
+	}); err != nil {
+		return Ticket{}, fmt.Errorf("expire approval %s: %w", id, err)
+	}
+	changed, err := m.st.ExpireTicket(ctx, id, now)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("expire approval %s: %w", id, err)
+	}
+	if !changed {
+		return Ticket{}, fmt.Errorf("expire approval %s: %w: it changed meanwhile", id, ErrConflict)
+	}
+	t.Status = Expired
+	return t, nil
+}
+
 // binding checks that a is the action t was issued for.
 func binding(t Ticket, a *action.Action, policyDigest string) error {
 	refuse := func(reason, detail string) error { return &RedeemError{ID: t.ID, Reason: reason, Detail: detail} }
 	if a == nil {
-		return refuse(ReasonArgsChanged, "no action given")
+		return refuse(ReasonActionChanged, "no action given")
 	}
 	if a.Agent.ID != t.AgentID {
 		return refuse(ReasonWrongAgent, "the ticket was issued to another agent")
@@ -404,20 +576,78 @@ func binding(t Ticket, a *action.Action, policyDigest string) error {
 	if p := a.PointOrDefault(); p != t.Point {
 		return refuse(ReasonWrongPoint, fmt.Sprintf("the ticket is for point %s, not %s", t.Point, p))
 	}
-	if a.Destination != t.Destination || a.Model != t.Model || a.Resource != t.Resource {
-		return refuse(ReasonActionChanged, "the destination, model or resource differ from the approved action")
+	if t.ActionDigest == "" {
+		return refuse(ReasonActionChanged, "the ticket was issued before tickets were bound to the whole action; retry without it to ask for approval again")
 	}
-	digest, _, err := action.ArgsDigest(a.Args)
+	digest, err := action.Digest(a)
 	if err != nil {
-		return refuse(ReasonArgsChanged, err.Error())
+		return refuse(ReasonActionChanged, err.Error())
 	}
-	if digest != t.ArgsDigest {
-		return refuse(ReasonArgsChanged, "the arguments differ from the approved ones")
+	if digest != t.ActionDigest {
+		return refuse(difference(t, a))
 	}
 	if policyDigest != t.PolicyDigest {
 		return refuse(ReasonPolicyChanged, "the policy set changed since approval was requested")
 	}
 	return nil
+}
+
+// difference says what of a differs from the action t was approved for,
+// as far as the ticket can tell: arguments and content are compared by
+// digest, since the ticket keeps them only masked.
+func difference(t Ticket, a *action.Action) (reason, detail string) {
+	was := t.Action
+	if a.Agent.Type != was.Agent.Type || !sameJSON(a.Agent.Labels, was.Agent.Labels) || a.Principal != was.Principal {
+		return ReasonWrongAgent, "the agent's type, labels or principal differ from the approved action's"
+	}
+	if !sameJSON(a.Tool.Annotations, was.Tool.Annotations) {
+		return ReasonWrongTool, "the tool's annotations differ from the approved ones"
+	}
+	if d, _, err := action.ArgsDigest(a.Args); err != nil || d != t.ArgsDigest {
+		return ReasonArgsChanged, "the arguments differ from the approved ones"
+	}
+	if contentDigest(a.Content) != t.ContentDigest {
+		return ReasonContentChanged, "the content differs from the approved content"
+	}
+	if a.Estimate != was.Estimate {
+		return ReasonEstimateChanged, fmt.Sprintf("the estimate (%d tokens, %g USD) differs from the approved one (%d tokens, %g USD)",
+			a.Estimate.Tokens, a.Estimate.CostUSD, was.Estimate.Tokens, was.Estimate.CostUSD)
+	}
+	var fields []string
+	if a.Destination != t.Destination {
+		fields = append(fields, fmt.Sprintf("destination (%q, approved %q)", a.Destination, t.Destination))
+	}
+	if a.Model != t.Model {
+		fields = append(fields, fmt.Sprintf("model (%q, approved %q)", a.Model, t.Model))
+	}
+	if a.Resource != t.Resource {
+		fields = append(fields, "resource")
+	}
+	if len(fields) > 0 {
+		return ReasonActionChanged, "the " + strings.Join(fields, ", ") + " differ from the approved action"
+	}
+	return ReasonActionChanged, "the action differs from the approved one"
+}
+
+// sameJSON compares two maps as canonical JSON, where an empty map is none
+// and numbers compare by value.
+func sameJSON[M ~map[K]V, K comparable, V any](x, y M) bool {
+	if len(x) == 0 || len(y) == 0 {
+		return len(x) == len(y)
+	}
+	bx, err1 := jcs.Marshal(x)
+	by, err2 := jcs.Marshal(y)
+	return err1 == nil && err2 == nil && string(bx) == string(by)
+}
+
+// contentDigest identifies an action's content: "sha256:" and its hex
+// SHA-256; empty for no content.
+func contentDigest(s string) string {
+	if s == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // redeemable checks that t may be used at now.
@@ -458,4 +688,15 @@ func newID(now time.Time) string {
 	rand.Read(r[:])
 	id := action.NewID(now.UnixMilli(), binary.BigEndian.Uint16(r[:2]), binary.BigEndian.Uint64(r[2:]))
 	return "apr_" + id.String()[len("dec_"):]
+}
+
+func cloneProvenance(p map[string][]string) map[string][]string {
+	if len(p) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(p))
+	for k, v := range p {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }

@@ -64,6 +64,7 @@ func payment() *action.Action {
 func request(a *action.Action) approval.Request {
 	return approval.Request{
 		Action:       a,
+		Shown:        a,
 		PolicyDigest: policyDigest,
 		Rules:        []string{"big-payments"},
 		Reasons:      []string{"rule big-payments: payments over 1000 need finance"},
@@ -151,7 +152,7 @@ func TestApprovedTicketAllowsTheActionOnce(t *testing.T) {
 	m, _ := setup(t)
 	tk := create(t, m, request(payment()))
 
-	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonPending)
 
 	decided, err := m.Decide(ctx, tk.ID, true, "fiona", "checked the invoice")
@@ -163,14 +164,14 @@ func TestApprovedTicketAllowsTheActionOnce(t *testing.T) {
 		t.Fatalf("decided %+v", decided)
 	}
 
-	used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if used.Status != approval.Used || !used.UsedAt.Equal(t0) {
 		t.Fatalf("redeemed %+v", used)
 	}
-	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonAlreadyUsed)
 	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Used {
 		t.Fatalf("stored status %s", got.Status)
@@ -207,7 +208,7 @@ func TestRedeemRefusesAnyOtherAction(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := payment()
 			c.change(a)
-			_, err := m.Redeem(ctx, tk.ID, a, c.policy)
+			_, err := m.Redeem(ctx, tk.ID, a, c.policy, "dec_use")
 			wantRefused(t, err, c.reason)
 		})
 	}
@@ -219,14 +220,14 @@ func TestRedeemRefusesAnyOtherAction(t *testing.T) {
 	same := payment()
 	same.Args = map[string]any{"memo": map[string]any{"ref": "inv-9"}, "amount": float64(5000), "to": "acme"}
 	same.Point = "" // pre_tool_call by default
-	if _, err := m.Redeem(ctx, tk.ID, same, policyDigest); err != nil {
+	if _, err := m.Redeem(ctx, tk.ID, same, policyDigest, "dec_use"); err != nil {
 		t.Fatalf("the approved action was refused: %v", err)
 	}
 }
 
 func TestRedeemUnknownTicket(t *testing.T) {
 	m, _ := setup(t)
-	_, err := m.Redeem(context.Background(), "apr_nope", payment(), policyDigest)
+	_, err := m.Redeem(context.Background(), "apr_nope", payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonNotFound)
 }
 
@@ -238,7 +239,7 @@ func TestDeniedTicketRefuses(t *testing.T) {
 	if err != nil || got.Status != approval.Denied || !got.RedeemBy.IsZero() {
 		t.Fatalf("deny: %+v, %v", got, err)
 	}
-	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonDenied)
 }
 
@@ -310,7 +311,7 @@ func TestExpiryOnTimeoutDeny(t *testing.T) {
 	if _, err := m.Decide(ctx, tk.ID, true, "fiona", "late"); !errors.Is(err, approval.ErrConflict) || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("deciding an expired ticket: %v", err)
 	}
-	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonExpired)
 }
 
@@ -320,24 +321,24 @@ func TestExpiryOnTimeoutAllow(t *testing.T) {
 	r := request(payment())
 	r.OnTimeout = approval.TimeoutAllow
 	tk := create(t, m, r)
-	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonPending)
 
 	clk.Advance(31 * time.Minute)
 	// Still bound to the exact action.
 	changed := payment()
 	changed.Args["amount"] = int64(9999)
-	_, err = m.Redeem(ctx, tk.ID, changed, policyDigest)
+	_, err = m.Redeem(ctx, tk.ID, changed, policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonArgsChanged)
 
-	used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	if err != nil || used.Status != approval.Used || used.DecidedBy != approval.DecidedByTimeout || !used.DecidedAt.Equal(tk.ExpiresAt) {
 		t.Fatalf("timed-out allow ticket: %+v, %v", used, err)
 	}
 	if stored, _ := m.Get(ctx, tk.ID); stored.DecidedBy != approval.DecidedByTimeout || !stored.DecidedAt.Equal(tk.ExpiresAt) || stored.Status != approval.Used {
 		t.Fatalf("stored after timeout redemption: %+v", stored)
 	}
-	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err = m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonAlreadyUsed)
 }
 
@@ -352,7 +353,7 @@ func TestApprovalLapsesIfNotUsed(t *testing.T) {
 		t.Fatalf("approved ticket shows %s", got.Status)
 	}
 	clk.Advance(time.Minute)
-	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest)
+	_, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonExpired)
 }
 
@@ -409,6 +410,7 @@ func TestInvalidRequestsStoreNothing(t *testing.T) {
 	noAgent.Agent.ID = ""
 	cases := map[string]approval.Request{
 		"no action":         {PolicyDigest: policyDigest},
+		"nothing to show":   func() approval.Request { r := request(payment()); r.Shown = nil; return r }(),
 		"no agent":          request(noAgent),
 		"negative timeout":  func() approval.Request { r := request(payment()); r.Timeout = -time.Second; return r }(),
 		"huge timeout":      func() approval.Request { r := request(payment()); r.Timeout = approval.MaxTimeout + 1; return r }(),
@@ -442,10 +444,10 @@ func TestTicketsSurviveRestart(t *testing.T) {
 	if list, _ := m.List(ctx, approval.Pending); len(list) != 1 || list[0].ID != pending.ID {
 		t.Fatalf("pending after restart: %+v", list)
 	}
-	if _, err := m.Redeem(ctx, approved.ID, payment(), policyDigest); err != nil {
+	if _, err := m.Redeem(ctx, approved.ID, payment(), policyDigest, "dec_use"); err != nil {
 		t.Fatalf("approved ticket after restart: %v", err)
 	}
-	_, err = m.Redeem(ctx, approved.ID, payment(), policyDigest)
+	_, err = m.Redeem(ctx, approved.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonAlreadyUsed)
 }
 
@@ -468,7 +470,7 @@ func TestConcurrentRedeemAllowsExactlyOne(t *testing.T) {
 		go func() {
 			defer done.Done()
 			start.Wait()
-			_, errs[i] = handles[i%2].Redeem(ctx, tk.ID, payment(), policyDigest)
+			_, errs[i] = handles[i%2].Redeem(ctx, tk.ID, payment(), policyDigest, "dec_use")
 		}()
 	}
 	start.Done()
@@ -501,30 +503,223 @@ func TestExpireRecordsEachExpiryOnce(t *testing.T) {
 	decided := create(t, m, request(payment()))
 	approve(t, m, decided.ID)
 
-	if got, err := m.Expire(ctx); err != nil || len(got) != 0 {
+	if got, err := m.Due(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("before any timeout: %+v, %v", got, err)
 	}
-	clk.Advance(time.Minute)
-	got, err := m.Expire(ctx)
-	if err != nil || len(got) != 2 || got[0].ID != deny.ID || got[1].ID != allow.ID || got[0].Status != approval.Expired {
-		t.Fatalf("Expire = %+v, %v; want %s and %s", got, err, deny.ID, allow.ID)
+	if _, err := m.Expire(ctx, deny.ID); !errors.Is(err, approval.ErrConflict) {
+		t.Fatalf("expiring a ticket before its timeout: %v", err)
 	}
-	if again, _ := m.Expire(ctx); len(again) != 0 {
-		t.Fatalf("second Expire returned %+v", again)
+	clk.Advance(time.Minute)
+	due, err := m.Due(ctx)
+	if err != nil || len(due) != 2 || due[0].ID != deny.ID || due[1].ID != allow.ID {
+		t.Fatalf("Due = %+v, %v; want %s and %s", due, err, deny.ID, allow.ID)
+	}
+	var changes []approval.Change
+	rec := func(_ context.Context, c approval.Change) error { changes = append(changes, c); return nil }
+	for _, d := range due {
+		got, err := m.Expire(ctx, d.ID, rec)
+		if err != nil || got.Status != approval.Expired {
+			t.Fatalf("Expire(%s) = %+v, %v", d.ID, got, err)
+		}
+	}
+	if len(changes) != 2 || changes[0].Event != "expire" || changes[0].Ticket != deny.ID || !changes[0].At.Equal(deny.ExpiresAt) {
+		t.Fatalf("recorded %+v", changes)
+	}
+	if again, _ := m.Due(ctx); len(again) != 0 {
+		t.Fatalf("Due after expiry returned %+v", again)
+	}
+	if _, err := m.Expire(ctx, deny.ID, rec); !errors.Is(err, approval.ErrConflict) || len(changes) != 2 {
+		t.Fatalf("expiring twice: %v (%d records)", err, len(changes))
 	}
 	if list, _ := m.List(ctx, approval.Pending); len(list) != 1 || list[0].ID != later.ID {
 		t.Fatalf("pending after expiry: %+v", list)
 	}
 	// A recorded expiry behaves as a computed one.
-	_, err = m.Redeem(ctx, deny.ID, payment(), policyDigest)
+	_, err = m.Redeem(ctx, deny.ID, payment(), policyDigest, "dec_use")
 	wantRefused(t, err, approval.ReasonExpired)
 	if _, err := m.Decide(ctx, deny.ID, true, "fiona", ""); !errors.Is(err, approval.ErrConflict) {
 		t.Fatalf("deciding a recorded expiry: %v", err)
 	}
-	if used, err := m.Redeem(ctx, allow.ID, payment(), policyDigest); err != nil || used.DecidedBy != approval.DecidedByTimeout {
+	if used, err := m.Redeem(ctx, allow.ID, payment(), policyDigest, "dec_use"); err != nil || used.DecidedBy != approval.DecidedByTimeout {
 		t.Fatalf("on_timeout allow after a recorded expiry: %+v, %v", used, err)
 	}
-	if _, err := m.Redeem(ctx, decided.ID, payment(), policyDigest); err != nil {
+	if _, err := m.Redeem(ctx, decided.ID, payment(), policyDigest, "dec_use"); err != nil {
 		t.Fatalf("approved ticket touched by Expire: %v", err)
+	}
+}
+
+// An approver approved "wire $10 for lunch"; the agent then sends another
+// wire, another text, another estimate or another identity under the same
+// ticket. Every field a policy can read is bound, and the refusal says what
+// changed.
+func TestTicketBindsTheWholeAction(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	lunch := func() *action.Action {
+		return &action.Action{
+			Agent: action.Agent{ID: "payer-1", Type: "assistant", Labels: map[string]string{"env": "prod"}}, Principal: action.Principal{User: "alice", Org: "acme"},
+			Point: action.PreModelCall, Model: "gpt-4o", Destination: "api.openai.com",
+			Content:  "wire $10 to Bob for lunch",
+			Estimate: action.Estimate{Tokens: 11, CostUSD: 0.0001},
+		}
+	}
+	tk := create(t, m, request(lunch()))
+	approve(t, m, tk.ID)
+	for _, c := range []struct {
+		name   string
+		change func(a *action.Action)
+		reason string
+		detail string
+	}{
+		{"another content", func(a *action.Action) { a.Content = "wire $1,000,000 to MALLORY" }, approval.ReasonContentChanged, "content"},
+		{"no content", func(a *action.Action) { a.Content = "" }, approval.ReasonContentChanged, "content"},
+		{"a bigger estimate", func(a *action.Action) { a.Estimate.Tokens = 90000 }, approval.ReasonEstimateChanged, "90000 tokens"},
+		{"a dearer estimate", func(a *action.Action) { a.Estimate.CostUSD = 12 }, approval.ReasonEstimateChanged, "12 USD"},
+		{"another model", func(a *action.Action) { a.Model = "o3" }, approval.ReasonActionChanged, `model ("o3", approved "gpt-4o")`},
+		{"another destination", func(a *action.Action) { a.Destination = "evil.example" }, approval.ReasonActionChanged, "destination"},
+		{"another principal", func(a *action.Action) { a.Principal.User = "mallory" }, approval.ReasonWrongAgent, "principal"},
+		{"other labels", func(a *action.Action) { a.Agent.Labels = map[string]string{"env": "dev"} }, approval.ReasonWrongAgent, "labels"},
+		{"another agent type", func(a *action.Action) { a.Agent.Type = "processor" }, approval.ReasonWrongAgent, "type"},
+		{"annotated tool", func(a *action.Action) { a.Tool.Annotations = map[string]any{"destructiveHint": true} }, approval.ReasonWrongTool, "annotations"},
+		{"arguments added", func(a *action.Action) { a.Args = map[string]any{"to": "mallory"} }, approval.ReasonArgsChanged, "arguments"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := lunch()
+			c.change(a)
+			_, err := m.Redeem(ctx, tk.ID, a, policyDigest, "dec_use")
+			wantRefused(t, err, c.reason)
+			if !strings.Contains(err.Error(), c.detail) {
+				t.Errorf("refusal %q does not say what differs (%s)", err, c.detail)
+			}
+		})
+	}
+	// The approval id names the ticket, not the action.
+	same := lunch()
+	same.ApprovalID = tk.ID
+	same.Tool.Annotations = map[string]any{}
+	if _, err := m.Redeem(ctx, tk.ID, same, policyDigest, "dec_use"); err != nil {
+		t.Fatalf("the approved action was refused: %v", err)
+	}
+}
+
+// The ticket keeps the copy of the action it was given to show, and binds
+// the action itself: the approver reads what the engine masked, the digest
+// still tells the exact action.
+func TestTicketShowsTheGivenCopyAndBindsTheAction(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	a := payment()
+	a.Content = "card 4111 1111 1111 1111"
+	shown := payment()
+	shown.Content = "card [REDACTED:credit_card]"
+	shown.Args["to"] = "[REDACTED:email]"
+	r := request(a)
+	r.Shown = shown
+	tk := create(t, m, r)
+	digest, _ := action.Digest(a)
+	if tk.ActionDigest != digest || tk.Action.Content != shown.Content || !strings.Contains(string(tk.Args), "[REDACTED:email]") {
+		t.Fatalf("ticket %+v", tk)
+	}
+	got, _ := m.Get(ctx, tk.ID)
+	if got.Action.Content != shown.Content || got.ActionDigest != digest || !strings.Contains(string(got.Args), "[REDACTED:email]") {
+		t.Fatalf("stored ticket %+v", got)
+	}
+	approve(t, m, tk.ID)
+	if _, err := m.Redeem(ctx, tk.ID, shown, policyDigest, "dec_use"); err == nil {
+		t.Fatal("the masked copy redeemed the ticket")
+	}
+	if _, err := m.Redeem(ctx, tk.ID, a, policyDigest, "dec_use"); err != nil {
+		t.Fatalf("the action itself was refused: %v", err)
+	}
+}
+
+// Check tells whether a ticket would let an action through without using
+// it; a redemption given back is usable again, by the same action only.
+func TestCheckUsesNothingAndUnredeemGivesBack(t *testing.T) {
+	ctx := context.Background()
+	m, clk := setup(t)
+	tk := create(t, m, request(payment()))
+	_, err := m.Check(ctx, tk.ID, payment(), policyDigest)
+	wantRefused(t, err, approval.ReasonPending)
+	approve(t, m, tk.ID)
+	for range 2 {
+		if _, err := m.Check(ctx, tk.ID, payment(), policyDigest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unredeem(ctx, tk.ID, "dec_b"); !errors.Is(err, approval.ErrConflict) {
+		t.Fatalf("another decision gave the ticket back: %v", err)
+	}
+	if err := m.Unredeem(ctx, tk.ID, "dec_a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Approved || got.DecidedBy != "fiona" || got.UsedBy != "" {
+		t.Fatalf("given back: %+v", got)
+	}
+	if used, err := m.Redeem(ctx, tk.ID, payment(), policyDigest, "dec_c"); err != nil || used.UsedBy != "dec_c" {
+		t.Fatalf("redeem after give-back: %+v %v", used, err)
+	}
+
+	// One let through by its timeout goes back to undecided.
+	r := request(payment())
+	r.Timeout, r.OnTimeout = time.Minute, approval.TimeoutAllow
+	lapse := create(t, m, r)
+	clk.Advance(time.Minute)
+	if _, err := m.Redeem(ctx, lapse.ID, payment(), policyDigest, "dec_d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unredeem(ctx, lapse.ID, "dec_d"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Get(ctx, lapse.ID); got.Status != approval.Expired || got.DecidedBy != "" {
+		t.Fatalf("timed-out ticket given back: %+v", got)
+	}
+	if used, err := m.Redeem(ctx, lapse.ID, payment(), policyDigest, "dec_e"); err != nil || used.DecidedBy != approval.DecidedByTimeout {
+		t.Fatalf("redeem after give-back: %+v %v", used, err)
+	}
+}
+
+// A ticket whose decision was not logged is cancelled: it never reaches an
+// approver. Only a pending ticket can be.
+func TestCancelRemovesOnlyPendingTickets(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	if err := m.Cancel(ctx, tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get(ctx, tk.ID); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("cancelled ticket: %v", err)
+	}
+	done := create(t, m, request(payment()))
+	approve(t, m, done.ID)
+	if err := m.Cancel(ctx, done.ID); !errors.Is(err, approval.ErrConflict) {
+		t.Fatalf("cancelling an approved ticket: %v", err)
+	}
+}
+
+// A decision whose record cannot be written is not stored.
+func TestDecideRecordsBeforeStoring(t *testing.T) {
+	ctx := context.Background()
+	m, _ := setup(t)
+	tk := create(t, m, request(payment()))
+	_, err := m.Decide(ctx, tk.ID, true, "fiona", "ok", func(context.Context, approval.Change) error { return errors.New("audit log down") })
+	if err == nil || !strings.Contains(err.Error(), "audit log down") {
+		t.Fatalf("decide with a failing record: %v", err)
+	}
+	if got, _ := m.Get(ctx, tk.ID); got.Status != approval.Pending {
+		t.Fatalf("stored although not recorded: %+v", got)
+	}
+	var c approval.Change
+	got, err := m.Decide(ctx, tk.ID, true, "fiona", "ok", func(_ context.Context, got approval.Change) error { c = got; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Event != "approve" || c.Ticket != tk.ID || c.Status != approval.Approved || c.By != "fiona" || c.Note != "ok" ||
+		!c.At.Equal(got.DecidedAt) || !c.RedeemBy.Equal(got.RedeemBy) || c.ActionDigest != tk.ActionDigest || c.Decision != "dec_01" {
+		t.Fatalf("recorded %+v for %+v", c, got)
 	}
 }

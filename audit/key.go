@@ -31,7 +31,21 @@ const DefaultOrigin = "agentgov"
 // name origin (an empty origin accepts any name): checkpoints of one log are
 // signed by one key.
 func LoadOrCreateKey(dir, origin string) (note.Signer, note.Verifier, error) {
-	keyPath, pubPath := filepath.Join(dir, KeyFile), filepath.Join(dir, PubFile)
+	return LoadOrCreateKeyFile(filepath.Join(dir, KeyFile), filepath.Join(dir, PubFile), origin)
+}
+
+// PubPath is where the public half of the private key file keyPath is
+// kept: beside it, its name ending in .pub instead of .key (or with .pub
+// added).
+func PubPath(keyPath string) string {
+	return strings.TrimSuffix(keyPath, ".key") + ".pub"
+}
+
+// LoadOrCreateKeyFile is LoadOrCreateKey for a key kept anywhere: the
+// private key in keyPath (mode 0600), its public half in pubPath. A key kept
+// outside the data directory, where whoever can rewrite the directory cannot
+// read it, is what makes a rewritten log impossible to sign again.
+func LoadOrCreateKeyFile(keyPath, pubPath, origin string) (note.Signer, note.Verifier, error) {
 	skey, err := os.ReadFile(keyPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -41,7 +55,7 @@ func LoadOrCreateKey(dir, origin string) (note.Signer, note.Verifier, error) {
 		if origin == "" {
 			origin = DefaultOrigin
 		}
-		return createKey(dir, origin)
+		return createKey(keyPath, pubPath, origin)
 	case err != nil:
 		return nil, nil, fmt.Errorf("audit key: %w", err)
 	}
@@ -89,7 +103,7 @@ func LoadVerifier(path string) (note.Verifier, error) {
 	return v, nil
 }
 
-func createKey(dir, origin string) (note.Signer, note.Verifier, error) {
+func createKey(keyPath, pubPath, origin string) (note.Signer, note.Verifier, error) {
 	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit key: generate %q: %w", origin, err)
@@ -103,15 +117,17 @@ func createKey(dir, origin string) (note.Signer, note.Verifier, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit key: name %q: %w", origin, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("audit key: %w", err)
+	for _, dir := range []string{filepath.Dir(keyPath), filepath.Dir(pubPath)} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("audit key: %w", err)
+		}
 	}
 	// The private key first: if we crash before the public one is written,
 	// the next start derives it; the other order would strand a public key.
-	if err := writeFileAtomic(filepath.Join(dir, KeyFile), []byte(skey+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(keyPath, []byte(skey+"\n"), 0o600); err != nil {
 		return nil, nil, fmt.Errorf("audit key: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := writeFileAtomic(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("audit key: %w", err)
 	}
 	return signer, verifier, nil

@@ -56,6 +56,20 @@ type Options struct {
 	// Logger receives errors that have no caller to return to, such as a
 	// failed periodic checkpoint (default: discarded).
 	Logger *slog.Logger
+	// Observer is told of every batch committed and every append answered,
+	// for metrics (default: none).
+	Observer Observer
+}
+
+// Observer is told how the log's writer is doing. Its methods run on the
+// writer's goroutines and must be cheap.
+type Observer interface {
+	// Committed is called for each batch written, with its size.
+	Committed(entries int)
+	// Appended is called for each append acknowledged, with the time from
+	// Append to its acknowledgement: queueing, batching, the write and the
+	// sync.
+	Appended(took time.Duration)
 }
 
 func (o *Options) fill() error {
@@ -85,8 +99,8 @@ func (o *Options) fill() error {
 
 // Log is an open audit log. Appends from any number of goroutines are
 // funnelled into one writer (Run), which commits them in batches: one
-// transaction per batch rather than per entry, and at most one fsync per
-// batch, shared by every batch written while the previous fsync ran.
+// transaction, and at most one sync to disk, per batch rather than per
+// entry.
 type Log struct {
 	st       Store
 	signer   note.Signer
@@ -99,15 +113,24 @@ type Log struct {
 
 	size atomic.Uint64 // entries durably stored and acknowledged
 
+	// waiting counts appends queued and not yet answered; progress is when
+	// the writer last answered one (or when waiting last rose from zero),
+	// in nanoseconds of monotonic time since epoch. Together they tell a
+	// store that has stopped answering (Stalled) from one that is slow.
+	waiting  atomic.Int64
+	progress atomic.Int64
+
 	// mu guards rng and latest. Only the syncer (and load) changes rng.
 	mu     sync.Mutex
 	rng    *compact.Range // the tree over [0, size): what is durable
 	latest Checkpoint     // newest stored checkpoint; Note is nil if none
 
 	// The writer writes a batch, hands it to the syncer and goes on with the
-	// next while the syncer makes it durable: the fsync, the slowest step,
-	// is off the writer's path, and one fsync covers every batch written
-	// while the previous one ran. Appenders are answered only after it.
+	// next while the syncer makes it durable (Store.AuditSync), so that a
+	// store whose commits are not durable by themselves syncs once for every
+	// batch written while the previous sync ran. A store that syncs inside
+	// AuditAppend (SQLite) has nothing left for the syncer. Appenders are
+	// answered only after it.
 	wrng       *compact.Range // the tree over every entry written; writer-only
 	written    chan written   // writer to syncer, in log order
 	pending    sync.WaitGroup // batches written and not yet synced or failed
@@ -272,6 +295,10 @@ func (l *Log) Append(ctx context.Context, kind string, record any) (uint64, erro
 		return 0, fmt.Errorf("audit: append %s: %w", kind, err)
 	}
 	r := &request{kind: kind, record: rec, at: time.Now(), res: make(chan result, 1)}
+	if l.waiting.Add(1) == 1 {
+		l.progress.Store(l.since(r.at))
+	}
+	defer l.waiting.Add(-1)
 	select {
 	case l.queue <- r:
 	case <-l.done:
@@ -307,6 +334,18 @@ func (l *Log) Run(ctx context.Context) error {
 		defer close(synced)
 		l.syncLoop(ctx)
 	}()
+	if size, signed := l.Size(), l.latestSize(); size > signed {
+		// The previous run ended without its final checkpoint (killed), or
+		// checkpoints were deleted: sign what is there now rather than
+		// leave it open to rewriting for another interval. Verify reports
+		// an unsigned tail as untrusted until then.
+		l.opts.Logger.Warn("audit entries found unsigned at start; signing them", "from", signed, "to", size-1)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		if _, _, err := l.checkpoint(wctx); err != nil {
+			l.opts.Logger.Error("audit checkpoint failed", "err", err)
+		}
+		cancel()
+	}
 	tick := time.NewTicker(l.opts.CheckpointInterval)
 	defer tick.Stop()
 	batch := make([]*request, 0, l.opts.MaxBatch)
@@ -422,6 +461,7 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	fail := func(err error) {
+		l.progress.Store(l.since(time.Now()))
 		for _, r := range batch {
 			r.res <- result{err: fmt.Errorf("audit: append %s: %w", r.kind, err)}
 		}
@@ -466,6 +506,9 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 	}
 	l.wrng = rng
 	l.pending.Add(1)
+	if o := l.opts.Observer; o != nil {
+		o.Committed(len(batch))
+	}
 	l.written <- written{batch: slices.Clone(batch), base: base, rng: rng}
 }
 
@@ -496,6 +539,7 @@ func (l *Log) syncLoop(ctx context.Context) {
 			// The batches may or may not survive a crash: their appenders
 			// are told they failed, and the writer reloads the tree.
 			l.syncFailed.Store(true)
+			l.progress.Store(l.since(time.Now()))
 			for _, w := range ws {
 				for _, r := range w.batch {
 					r.res <- result{err: fmt.Errorf("audit: append %s: sync: %w", r.kind, err)}
@@ -508,13 +552,36 @@ func (l *Log) syncLoop(ctx context.Context) {
 		l.rng = ws[len(ws)-1].rng
 		l.size.Store(l.rng.End())
 		l.mu.Unlock()
+		l.progress.Store(l.since(time.Now()))
+		o := l.opts.Observer
 		for _, w := range ws {
 			for i, r := range w.batch {
 				r.res <- result{index: w.base + uint64(i)}
+				if o != nil {
+					o.Appended(time.Since(r.at))
+				}
 			}
 			l.pending.Done()
 		}
 	}
+}
+
+// epoch is the origin of progress: a monotonic reading, so that a step of
+// the wall clock neither hides a stall nor makes one up.
+var epoch = time.Now()
+
+func (l *Log) since(t time.Time) int64 { return int64(t.Sub(epoch)) }
+
+// Stalled is how long appends have been waiting at now with none of them
+// answered, or 0 when none waits. A store that takes connections but does
+// not commit (a database whose tables are locked, or whose synchronous
+// standby is gone) shows here first: every append waits up to the write
+// timeout, while a ping of the store still succeeds.
+func (l *Log) Stalled(now time.Time) time.Duration {
+	if l.waiting.Load() == 0 {
+		return 0
+	}
+	return max(0, time.Duration(l.since(now)-l.progress.Load()))
 }
 
 func (l *Log) latestSize() uint64 {

@@ -122,7 +122,7 @@ func verifyDir(t *testing.T, dir string) audit.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := audit.Verify(context.Background(), db, v)
+	rep, err := audit.Verify(context.Background(), db, v, audit.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,14 +17,31 @@ type Report struct {
 	Entries uint64
 	// Checkpoints is the number of signed checkpoints that verified.
 	Checkpoints int
-	// Signed is the tree size covered by the last checkpoint that verified;
-	// entries from Signed on are intact but not yet vouched for by a
-	// signature (the log was stopped before its next checkpoint).
+	// Signed is the tree size covered by the last checkpoint (or head)
+	// that verified: no entry from Signed on is vouched for by a signature.
 	Signed uint64
+	// Unsigned is how many entries from Signed on passed every check but
+	// are covered by no checkpoint that verified: anyone able to write the
+	// store could have written them. It is nonzero only when that is all
+	// that is wrong, and then FirstBad is Signed.
+	Unsigned uint64
+	// Head is the tree head of VerifyOptions.Head once the entries before
+	// it matched its signed root; nil without one, or if they did not.
+	Head *TreeHead
 	// FirstBad is the first index that cannot be trusted, -1 if none.
 	FirstBad int64
 	// Reason says what is wrong at FirstBad.
 	Reason string
+}
+
+// VerifyOptions are what Verify is told beyond the store and the key.
+type VerifyOptions struct {
+	// Head is a signed checkpoint note kept away from the store (the note
+	// text of GET /v1/audit/checkpoint, saved elsewhere): the log must
+	// hold at least its entries and have its root at its size. Stored
+	// checkpoints can be deleted with the entries they cover; a head kept
+	// elsewhere cannot.
+	Head []byte
 }
 
 // OK reports whether the log verified.
@@ -35,15 +52,36 @@ const verifyPage = 1000
 
 // Verify recomputes the whole log from its stored bytes: each entry must be
 // the canonical envelope of its own position, indices must be contiguous,
-// the stored tree (which proofs are served from) must match the entries, and
+// the stored tree (which proofs are served from) must match the entries,
 // every stored checkpoint must be signed by verifier over the root the
-// entries give at its size. It names the first index that fails and why. An
-// error means the store could not be read, not that the log is bad.
-func Verify(ctx context.Context, st Store, verifier note.Verifier) (Report, error) {
+// entries give at its size, and every entry must be covered by one of them
+// (or by opts.Head): an entry no signature covers could have been written
+// by anyone. It names the first index that fails and why. An error means
+// the store could not be read, not that the log is bad.
+func Verify(ctx context.Context, st Store, verifier note.Verifier, opts VerifyOptions) (Report, error) {
 	v := &verification{st: st, key: verifier, rng: factory.NewEmptyRange(0)}
 	v.rep = Report{Origin: verifier.Name(), FirstBad: -1}
+	if opts.Head != nil {
+		head, err := OpenCheckpoint(opts.Head, verifier)
+		if err != nil {
+			// Not this log's head, or the key is not the one that signed
+			// it: a verifier key replaced beside the log looks like this.
+			v.fail(problem{0, 0, rankCheckpoint, fmt.Sprintf("the head given: %v", err)})
+			return v.rep, nil
+		}
+		v.head = &head
+	}
 	if err := v.run(ctx); err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	if v.headOK {
+		v.rep.Head = v.head
+	}
+	if v.rep.OK() && v.rep.Signed < v.rep.Entries {
+		v.rep.Unsigned = v.rep.Entries - v.rep.Signed
+		v.rep.FirstBad = int64(v.rep.Signed)
+		v.rep.Reason = fmt.Sprintf("not signed: entries %d..%d passed every check, but no signed checkpoint covers them, so nothing shows that they were not rewritten",
+			v.rep.Signed, v.rep.Entries-1)
 	}
 	return v.rep, nil
 }
@@ -55,6 +93,9 @@ type verification struct {
 	rep Report
 
 	good    []uint64     // sizes of the checkpoints that verified, in order
+	head    *TreeHead    // the head given, once its signature verified
+	headOK  bool         // the entries matched the head
+	headNew bool         // and it vouched for more than the stored checkpoints
 	cps     []Checkpoint // a page of checkpoints not yet checked
 	cpAfter int64        // size of the last checkpoint read
 	cpDone  bool         // no more checkpoints in the store
@@ -110,12 +151,33 @@ func (v *verification) run(ctx context.Context) error {
 		}
 		return err
 	}
+	if v.head != nil && v.head.Size > size {
+		v.fail(problem{size, size, rankRow, fmt.Sprintf("truncated: the log ends at %d entries but the head given covers %d: entries %d..%d were deleted",
+			size, v.head.Size, size, v.head.Size-1)})
+		return nil
+	}
 	cp, ok, err := v.peekCheckpoint(ctx)
 	if err != nil {
 		return err
 	}
 	if ok {
-		v.fail(problem{size, size, rankRow, fmt.Sprintf("missing: the log ends at %d entries but a checkpoint covers %d", size, cp.Size)})
+		if head, err := OpenCheckpoint(cp.Note, v.key); err != nil || head.Size != cp.Size {
+			// The row's size was edited: its note signs another size.
+			v.fail(problem{v.rep.Signed, size, rankCheckpoint, fmt.Sprintf("checkpoint stored for tree size %d does not sign that size: the stored checkpoints were edited", cp.Size)})
+			return nil
+		}
+		v.fail(problem{size, size, rankRow, fmt.Sprintf("truncated: the log ends at %d entries but a checkpoint covers %d", size, cp.Size)})
+		return nil
+	}
+	// Entries and their tree nodes are written in one transaction, so the
+	// leaf hash of an entry past the end means entries were deleted from
+	// the end (with the checkpoints that covered them).
+	leaf, err := v.st.AuditNodes(ctx, []compact.NodeID{compact.NewNodeID(0, size)})
+	if err != nil {
+		return err
+	}
+	if leaf[0] != nil {
+		v.fail(problem{size, size, rankRow, fmt.Sprintf("truncated: the log ends at %d entries but the leaf hash of entry %d is stored: entries from %d on were deleted", size, size, size)})
 	}
 	return nil
 }
@@ -131,6 +193,12 @@ func (v *verification) fail(p problem) {
 		v.good = v.good[:len(v.good)-1]
 	}
 	v.rep.Checkpoints = len(v.good)
+	if v.headOK && v.head.Size > p.at {
+		v.headOK, v.headNew = false, false
+	}
+	if v.headNew {
+		v.rep.Checkpoints-- // the head is not a stored checkpoint
+	}
 	v.rep.Signed = 0
 	if len(v.good) > 0 {
 		v.rep.Signed = v.good[len(v.good)-1]
@@ -238,8 +306,11 @@ func checkRow(next uint64, row Row) *problem {
 func (v *verification) checkpointsAt(ctx context.Context, size uint64) (*problem, error) {
 	for {
 		cp, ok, err := v.peekCheckpoint(ctx)
-		if err != nil || !ok || cp.Size > size {
+		if err != nil {
 			return nil, err
+		}
+		if !ok || cp.Size > size {
+			return v.headAt(size)
 		}
 		v.cps = v.cps[1:]
 		bad := func(format string, args ...any) (*problem, error) {
@@ -268,6 +339,36 @@ func (v *verification) checkpointsAt(ctx context.Context, size uint64) (*problem
 		v.rep.Checkpoints++
 		v.rep.Signed = size
 	}
+}
+
+// headAt checks the head given, when size is its size, as it checks a
+// stored checkpoint; one that matches vouches for the entries before it.
+func (v *verification) headAt(size uint64) (*problem, error) {
+	if v.head == nil || v.head.Size != size {
+		return nil, nil
+	}
+	root, err := rootOf(v.rng)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(root, v.head.Root) {
+		if v.rep.Signed == size {
+			// Only the log's key could have signed that stored checkpoint.
+			return &problem{0, size, rankCheckpoint, fmt.Sprintf(
+				"re-signed: a stored checkpoint for tree size %d verifies, but the head given signs another root at that size: the log was rewritten and signed again with its own key, so none of its stored checkpoints can be trusted",
+				size)}, nil
+		}
+		return &problem{v.rep.Signed, size, rankCheckpoint, fmt.Sprintf(
+			"rewritten: the entries before %d do not have the root of the head given: an entry from %d to %d was changed",
+			size, v.rep.Signed, size-1)}, nil
+	}
+	v.headOK = true
+	if size > v.rep.Signed {
+		v.good = append(v.good, size)
+		v.rep.Signed = size
+		v.headNew = true
+	}
+	return nil, nil
 }
 
 func (v *verification) peekCheckpoint(ctx context.Context) (Checkpoint, bool, error) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/budget"
 )
 
 // BenchmarkReserveNoApplicableBudget is the cost budgets add to a decision
@@ -63,5 +64,32 @@ func benchReserveSettle(b *testing.B, parallelism int) {
 	b.StopTimer()
 	if u := e.usage(b, "team"); u.Spent.Calls != n.Load() {
 		b.Fatalf("spent calls %d after %d reserves", u.Spent.Calls, n.Load())
+	}
+}
+
+// BenchmarkSettleNoBudget is what an outcome costs when no budget applies:
+// its spend alone, one durable transaction shared by the outcomes settled
+// at the same moment, from 1 or 64 goroutines per CPU.
+func BenchmarkSettleNoBudget(b *testing.B) {
+	for _, p := range []int{1, 64} {
+		b.Run(fmt.Sprintf("parallelism=%d", p), func(b *testing.B) {
+			e := newEnv(b, t0)
+			var n atomic.Int64
+			b.SetParallelism(p)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					if err := e.b.Settle(ctx, fmt.Sprintf("dec_bench%d", n.Add(1)), action.Outcome{Status: "ok", Tokens: 12, CostUSD: 0.01}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.StopTimer()
+			rows, err := e.b.Spend(context.Background(), budget.SpendQuery{})
+			if err != nil || len(rows) != 1 || rows[0].Spent.Calls != n.Load() {
+				b.Fatalf("spend %+v after %d settles: %v", rows, n.Load(), err)
+			}
+		})
 	}
 }

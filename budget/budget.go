@@ -46,9 +46,10 @@ type Budgets struct {
 	now func() time.Time
 	ttl time.Duration
 
-	idx   atomic.Pointer[index]
-	mu    sync.Mutex // serialises config changes with the index reload
-	batch batcher
+	idx       atomic.Pointer[index]
+	mu        sync.Mutex // serialises config changes with the index reload
+	batch     batcher
+	crossings crossings
 }
 
 // New loads the budgets in st.
@@ -97,17 +98,53 @@ func (b *Budgets) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
+// Change is the audit record of a change to the budgets: the config created
+// or replaced, or the one deleted (with its counters).
+type Change struct {
+	Event  string `json:"event"` // "create", "replace" or "delete"
+	Budget Config `json:"budget"`
+}
+
+// Record writes a change to the audit log before it is made: it is given
+// everything the change will write, and an error from it stops the change.
+// The engine supplies it (govern.Engine.PutBudget and DeleteBudget); a nil
+// Record records nothing.
+type Record func(ctx context.Context, c Change) error
+
+func record(ctx context.Context, rs []Record, c Change) error {
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		if err := r(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Put creates or replaces a budget. Counters of the current period carry
 // over a replacement with the same id and period; they start again when the
-// period changes.
-func (b *Budgets) Put(ctx context.Context, c Config) error {
+// period changes. Each record given is called with the change before it is
+// stored; if one fails, nothing is stored.
+func (b *Budgets) Put(ctx context.Context, c Config, records ...Record) error {
 	c = c.withDefaults()
 	cc, err := compile(c)
 	if err != nil {
 		return err
 	}
+	if err := checkScope(c.Scope); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	event := "create"
+	if _, ok := b.idx.Load().get(c.ID); ok {
+		event = "replace"
+	}
+	if err := record(ctx, records, Change{Event: event, Budget: c}); err != nil {
+		return fmt.Errorf("put budget %s: %w", c.ID, err)
+	}
 	if err := b.st.PutBudget(ctx, c); err != nil {
 		return fmt.Errorf("put budget %s: %w", c.ID, err)
 	}
@@ -131,10 +168,18 @@ func (b *Budgets) replaceLocked(id string, cc *compiled) {
 	b.idx.Store(newIndex(cs))
 }
 
-// Delete removes a budget and its counters.
-func (b *Budgets) Delete(ctx context.Context, id string) error {
+// Delete removes a budget and its counters. Each record given is called
+// with the change before it is made; if one fails, nothing is deleted.
+func (b *Budgets) Delete(ctx context.Context, id string, records ...Record) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	old, ok := b.idx.Load().get(id)
+	if !ok {
+		return fmt.Errorf("delete budget %s: %w: %s", id, ErrNotFound, id)
+	}
+	if err := record(ctx, records, Change{Event: "delete", Budget: old.cfg}); err != nil {
+		return fmt.Errorf("delete budget %s: %w", id, err)
+	}
 	if err := b.st.DeleteBudget(ctx, id); err != nil {
 		return fmt.Errorf("delete budget %s: %w", id, err)
 	}
@@ -170,22 +215,29 @@ type Verdict struct {
 	// Kill lists the scopes of budgets whose kill threshold the action
 	// reached; the engine engages the kill switch on them.
 	Kill []Scope
-	// Alerts are soft-threshold alerts, each at most once per budget and
-	// period; they are only raised when the action was reserved.
+	// Alerts are the thresholds the action took a budget to, each at most
+	// once per budget and period: a soft threshold only when the action
+	// was reserved (and once across restarts and replicas: it is stored),
+	// a throttle, hard limit or kill threshold the first time this
+	// process saw it refuse or stop an action in the period.
 	Alerts []Alert
 	// Reserved is true when the estimate is now held: the engine must then
 	// Settle or Release the decision.
 	Reserved bool
 }
 
-// Alert says that a budget crossed its soft threshold.
+// Alert says that an action took a budget to one of its thresholds.
 type Alert struct {
+	// Level is the threshold: "soft", "throttle", "hard" or "kill".
+	Level       string    `json:"level"`
 	Budget      string    `json:"budget"`
 	Scope       Scope     `json:"scope"`
 	PeriodStart time.Time `json:"period_start,omitzero"`
 	Threshold   float64   `json:"threshold"`
 	Fraction    float64   `json:"fraction"`
 	Message     string    `json:"message"`
+	// key is the counter of the period (or session) crossed.
+	key string
 }
 
 // Reserve checks every budget that applies to a and, only when all allow it,
@@ -196,15 +248,26 @@ type Alert struct {
 //
 // The action that would take any limited dimension past a hard threshold, or
 // arrives when one is already reached, is denied. One that reaches a
-// throttle threshold needs approval (or is rate-limited); an action carrying
-// an approval_id is not throttled again, because the approval stage after
-// budgets checks its ticket and releases the reservation when it is not
-// valid. Only an allowed action is reserved: the engine must Release it if a
-// later stage does not allow it.
+// throttle threshold needs approval (or is rate-limited). Only an allowed
+// action is reserved: the engine must Release it if a later stage does not
+// allow it.
 //
 // With no applicable budget Reserve allows without touching the store. On a
 // store failure it returns a Deny verdict together with the error.
 func (b *Budgets) Reserve(ctx context.Context, decisionID string, a *action.Action) (Verdict, error) {
+	return b.reserveFor(ctx, decisionID, a, false)
+}
+
+// ReserveApproved is Reserve for an action a human approved: a throttle
+// threshold that asks for approval has had it. Hard limits, kill thresholds
+// and rate throttles hold as ever. Only the engine may call it, and only
+// for an action whose approval ticket it checked: what the action itself
+// says (its approval_id) proves nothing.
+func (b *Budgets) ReserveApproved(ctx context.Context, decisionID string, a *action.Action) (Verdict, error) {
+	return b.reserveFor(ctx, decisionID, a, true)
+}
+
+func (b *Budgets) reserveFor(ctx context.Context, decisionID string, a *action.Action, approved bool) (Verdict, error) {
 	apps := b.idx.Load().applicable(ScopeOf(a))
 	if len(apps) == 0 {
 		return Verdict{Effect: action.Allow}, nil
@@ -223,7 +286,7 @@ func (b *Budgets) Reserve(ctx context.Context, decisionID string, a *action.Acti
 	var v Verdict
 	var own error // this decision's own failure, which does not abort the batch
 	err = b.do(ctx, func(ctx context.Context, tx Tx, now time.Time) error {
-		v, own = b.reserve(ctx, tx, decisionID, a, apps, est, now)
+		v, own = b.reserve(ctx, tx, decisionID, a, apps, est, now, approved)
 		if errors.Is(own, ErrDuplicate) {
 			return nil // refused before anything was written
 		}
@@ -235,6 +298,7 @@ func (b *Budgets) Reserve(ctx context.Context, decisionID string, a *action.Acti
 	if err != nil {
 		return fail(err)
 	}
+	v.Alerts = b.crossings.first(v.Alerts)
 	return v, nil
 }
 
@@ -258,12 +322,12 @@ type plan struct {
 	rate  string // rate counter to count this call in, when throttled by rate
 }
 
-func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *action.Action, apps []*compiled, est Amounts, now time.Time) (Verdict, error) {
+func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *action.Action, apps []*compiled, est Amounts, now time.Time, approved bool) (Verdict, error) {
 	v := Verdict{Effect: action.Allow}
 	plans := make([]plan, 0, len(apps))
 	for _, c := range apps {
 		id := c.cfg.ID
-		sp := c.period.at(now, a.Session)
+		sp := c.period.at(now, a.Agent.ID, a.Session)
 		ctrs, err := tx.Counters(ctx, id, sp.keys)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("budget %s: %w", id, err)
@@ -286,7 +350,9 @@ func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *acti
 				}
 				if cp := capOf(lim[i].v, c.hard); pr[i].v > cp || u[i].v >= cp {
 					denied = true
-					v.Reasons = append(v.Reasons, fmt.Sprintf("budget %s: %s (%s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("hard limit", c.hard)))
+					reason := fmt.Sprintf("budget %s: %s (%s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("hard limit", c.hard))
+					v.Reasons = append(v.Reasons, reason)
+					v.Alerts = append(v.Alerts, crossed("hard", c, sp, c.cfg.Thresholds.Hard, proj, reason))
 					break
 				}
 			}
@@ -294,7 +360,9 @@ func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *acti
 		if c.kill > 0 {
 			if i := crossing(pr, lim, c.kill); i >= 0 {
 				v.Kill = append(v.Kill, c.cfg.Scope)
-				v.Reasons = append(v.Reasons, fmt.Sprintf("budget %s: %s (%s: kill switch on %s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("kill", c.kill), c.cfg.Scope))
+				reason := fmt.Sprintf("budget %s: %s (%s: kill switch on %s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("kill", c.kill), c.cfg.Scope)
+				v.Reasons = append(v.Reasons, reason)
+				v.Alerts = append(v.Alerts, crossed("kill", c, sp, c.cfg.Thresholds.Kill, proj, reason))
 			}
 		}
 		if !denied && c.throttle > 0 {
@@ -308,13 +376,17 @@ func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *acti
 					}
 					if len(rc) > 0 && rc[0].Spent.Calls >= c.rateN {
 						denied = true
-						v.Reasons = append(v.Reasons, fmt.Sprintf("budget %s: %s (%s: throttled to %d calls per %s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("throttle", c.throttle), c.rateN, c.rateWidth))
+						reason := fmt.Sprintf("budget %s: %s (%s: throttled to %d calls per %s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("throttle", c.throttle), c.rateN, c.rateWidth)
+						v.Reasons = append(v.Reasons, reason)
+						v.Alerts = append(v.Alerts, crossed("throttle", c, sp, c.cfg.Thresholds.Throttle, proj, reason))
 					}
-				case a.ApprovalID == "":
+				case !approved:
 					if v.Effect == action.Allow {
 						v.Effect = action.RequireApproval // never weakens another budget's deny
 					}
-					v.Reasons = append(v.Reasons, fmt.Sprintf("budget %s: %s (%s: needs approval)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("throttle", c.throttle)))
+					reason := fmt.Sprintf("budget %s: %s (%s: needs approval)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("throttle", c.throttle))
+					v.Reasons = append(v.Reasons, reason)
+					v.Alerts = append(v.Alerts, crossed("throttle", c, sp, c.cfg.Thresholds.Throttle, proj, reason))
 				}
 			}
 		}
@@ -323,11 +395,8 @@ func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *acti
 		}
 		if c.soft > 0 && !alerted {
 			if i := crossing(pr, lim, c.soft); i >= 0 {
-				p.alert = &Alert{
-					Budget: id, Scope: c.cfg.Scope, PeriodStart: sp.start,
-					Threshold: c.cfg.Thresholds.Soft, Fraction: fraction(proj, c.cfg.Limits),
-					Message: fmt.Sprintf("budget %s: %s (%s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("soft limit", c.soft)),
-				}
+				al := crossed("soft", c, sp, c.cfg.Thresholds.Soft, proj, fmt.Sprintf("budget %s: %s (%s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("soft limit", c.soft)))
+				p.alert = &al
 			}
 		}
 		plans = append(plans, p)
@@ -358,6 +427,55 @@ func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *acti
 	}
 	v.Reserved = true
 	return v, nil
+}
+
+// crossed is the alert of an action that took budget c to a threshold in
+// span sp, its projected use proj.
+func crossed(level string, c *compiled, sp span, threshold float64, proj Amounts, msg string) Alert {
+	return Alert{
+		Level: level, Budget: c.cfg.ID, Scope: c.cfg.Scope, PeriodStart: sp.start,
+		Threshold: threshold, Fraction: fraction(proj, c.cfg.Limits), Message: msg, key: sp.key,
+	}
+}
+
+// crossings remembers which throttle, hard and kill thresholds this
+// process has reported in which period, so that an agent refused a
+// thousand times is reported once. The soft threshold is remembered in the
+// store instead (a counter's alerted flag).
+type crossings struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// maxCrossings bounds what is remembered: beyond it (per-session budgets
+// of many sessions) the memory starts again, and a threshold may be
+// reported a second time.
+const maxCrossings = 10000
+
+// first keeps the alerts not reported before.
+func (c *crossings) first(as []Alert) []Alert {
+	if len(as) == 0 {
+		return as
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := as[:0]
+	for _, a := range as {
+		if a.Level == "soft" {
+			out = append(out, a)
+			continue
+		}
+		k := a.Level + "\x00" + a.Budget + "\x00" + a.key
+		if c.seen[k] {
+			continue
+		}
+		if c.seen == nil || len(c.seen) >= maxCrossings {
+			c.seen = map[string]bool{}
+		}
+		c.seen[k] = true
+		out = append(out, a)
+	}
+	return out
 }
 
 // crossing returns the index of the fullest limited dimension of x that
@@ -424,7 +542,14 @@ func (b *Budgets) Settle(ctx context.Context, decisionID string, o action.Outcom
 	} else {
 		actual.InputTokens, actual.OutputTokens = actual.Tokens, actual.Tokens
 	}
-	if err := b.finish(ctx, decisionID, &actual); err != nil {
+	// Whose spend it is comes from the audit log, read before the write
+	// transaction. A decision the log does not hold (a library engine
+	// without one) is spent by nobody in particular.
+	party, _, err := b.st.DecisionParty(ctx, decisionID)
+	if err != nil {
+		return fmt.Errorf("settle %s: %w", decisionID, err)
+	}
+	if err := b.finish(ctx, decisionID, &actual, &spent{party: party, amount: spendOf(&o, cost)}); err != nil {
 		return fmt.Errorf("settle %s: %w", decisionID, err)
 	}
 	return nil
@@ -434,17 +559,28 @@ func (b *Budgets) Settle(ctx context.Context, decisionID string, o action.Outcom
 // an action a later stage of the pipeline did not allow. Releasing an
 // unknown or already finished decision is a no-op.
 func (b *Budgets) Release(ctx context.Context, decisionID string) error {
-	if err := b.finish(ctx, decisionID, nil); err != nil {
+	if err := b.finish(ctx, decisionID, nil, nil); err != nil {
 		return fmt.Errorf("release %s: %w", decisionID, err)
 	}
 	return nil
 }
 
-func (b *Budgets) finish(ctx context.Context, decisionID string, actual *Amounts) error {
-	if len(b.idx.Load().all) == 0 {
-		return nil // no budget exists to count against
+// finish gives back a decision's reservation, counts actual against its
+// budgets, and adds sp to its party's spend, in one transaction.
+func (b *Budgets) finish(ctx context.Context, decisionID string, actual *Amounts, sp *spent) error {
+	budgets := len(b.idx.Load().all) > 0
+	if !budgets && sp == nil {
+		return nil // no budget exists to count against, no spend to keep
 	}
 	return b.do(ctx, func(ctx context.Context, tx Tx, now time.Time) error {
+		if sp != nil {
+			if err := tx.AddSpend(ctx, sp.party, now.UTC().Format(time.DateOnly), sp.amount); err != nil {
+				return fmt.Errorf("spend: %w", err)
+			}
+		}
+		if !budgets {
+			return nil
+		}
 		r, ok, err := tx.Reservation(ctx, decisionID)
 		if err != nil || !ok {
 			return err
@@ -534,7 +670,9 @@ type Usage struct {
 	// window, the buckets counted; absent for session and none.
 	PeriodStart time.Time `json:"period_start,omitzero"`
 	PeriodEnd   time.Time `json:"period_end,omitzero"`
-	// Session is set for a per-session budget.
+	// Agent and Session are set for a per-session budget: the session's
+	// agent and id.
+	Agent    string  `json:"agent,omitempty"`
 	Session  string  `json:"session,omitempty"`
 	Spent    Amounts `json:"spent"`
 	Reserved Amounts `json:"reserved"`
@@ -548,9 +686,9 @@ type Usage struct {
 type State = Usage
 
 // Usage reports the budgets that apply to filter (every budget when filter
-// is empty) in the period in force now. A per-session budget without a
-// session in the filter is reported once per session, most recent first (at
-// most 100).
+// is empty) in the period in force now. A per-session budget is reported
+// once per session of the filter's agent and session (every one when the
+// filter names neither), most recent first (at most 100).
 func (b *Budgets) Usage(ctx context.Context, filter Scope) ([]Usage, error) {
 	if err := b.Expire(ctx); err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
@@ -570,19 +708,27 @@ func (b *Budgets) UsageAt(ctx context.Context, filter Scope, t time.Time) ([]Usa
 	err := b.st.ViewBudgets(ctx, func(tx Tx) error {
 		out = out[:0]
 		for _, c := range cs {
-			if c.period.kind == periodSession && filter.Session == "" {
-				ctrs, err := tx.CountersWithPrefix(ctx, c.cfg.ID, "s:", 100)
+			if c.period.kind == periodSession && (filter.Session == "" || filter.Agent == "") {
+				prefix := "s:"
+				if filter.Agent != "" {
+					prefix = sessionKey(filter.Agent, "")
+				}
+				ctrs, err := tx.CountersWithPrefix(ctx, c.cfg.ID, prefix, 100)
 				if err != nil {
 					return fmt.Errorf("budget %s: %w", c.cfg.ID, err)
 				}
 				for _, ctr := range ctrs {
+					agent, session, ok := parseSessionKey(ctr.Key)
+					if !ok || (filter.Session != "" && session != filter.Session) {
+						continue
+					}
 					u := usageOf(c, span{}, []Counter{ctr})
-					u.Session = ctr.Key[len("s:"):]
+					u.Agent, u.Session = agent, session
 					out = append(out, u)
 				}
 				continue
 			}
-			u, err := usageIn(ctx, tx, c, t, filter.Session)
+			u, err := usageIn(ctx, tx, c, t, filter.Agent, filter.Session)
 			if err != nil {
 				return err
 			}
@@ -609,7 +755,7 @@ func (b *Budgets) State(ctx context.Context, a *action.Action) ([]State, error) 
 	err := b.st.ViewBudgets(ctx, func(tx Tx) error {
 		out = out[:0]
 		for _, c := range apps {
-			u, err := usageIn(ctx, tx, c, now, a.Session)
+			u, err := usageIn(ctx, tx, c, now, a.Agent.ID, a.Session)
 			if err != nil {
 				return err
 			}
@@ -623,15 +769,15 @@ func (b *Budgets) State(ctx context.Context, a *action.Action) ([]State, error) 
 	return out, nil
 }
 
-func usageIn(ctx context.Context, tx Tx, c *compiled, t time.Time, session string) (Usage, error) {
-	sp := c.period.at(t, session)
+func usageIn(ctx context.Context, tx Tx, c *compiled, t time.Time, agent, session string) (Usage, error) {
+	sp := c.period.at(t, agent, session)
 	ctrs, err := tx.Counters(ctx, c.cfg.ID, sp.keys)
 	if err != nil {
 		return Usage{}, fmt.Errorf("budget %s: %w", c.cfg.ID, err)
 	}
 	u := usageOf(c, sp, ctrs)
 	if c.period.kind == periodSession {
-		u.Session = session
+		u.Agent, u.Session = agent, session
 	}
 	return u, nil
 }

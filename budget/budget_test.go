@@ -89,6 +89,18 @@ func (e *env) reserve(t *testing.T, a *action.Action) (string, budget.Verdict) {
 	return id, v
 }
 
+// reserveApproved reserves as the engine does for an action whose ticket
+// it redeemed.
+func (e *env) reserveApproved(t *testing.T, a *action.Action) (string, budget.Verdict) {
+	t.Helper()
+	id := decID()
+	v, err := e.b.ReserveApproved(context.Background(), id, a)
+	if err != nil {
+		t.Fatalf("reserve: %v", err)
+	}
+	return id, v
+}
+
 func (e *env) usage(t testing.TB, id string) budget.Usage {
 	t.Helper()
 	us, err := e.b.Usage(context.Background(), budget.Scope{})
@@ -496,20 +508,25 @@ func TestThresholds(t *testing.T) {
 	if v.Effect != action.RequireApproval || v.Reserved || v.Reasons[0] != "budget t: calls 8/10 (throttle at 80%: needs approval)" {
 		t.Fatalf("throttle: %+v", v)
 	}
-	// Retried with its approval, it goes through.
-	approved := *a
-	approved.ApprovalID = "apr_1"
+	// An approval id the action carries proves nothing: it is throttled
+	// all the same.
+	claimed := *a
+	claimed.ApprovalID = "apr_1"
+	if _, v := e.reserve(t, &claimed); v.Effect != action.RequireApproval || v.Reserved {
+		t.Fatalf("a claimed approval lifted the throttle: %+v", v)
+	}
+	// Approved (the engine redeemed its ticket), it goes through.
 	for i := 8; i <= 9; i++ {
-		if _, v := e.reserve(t, &approved); !v.Reserved {
+		if _, v := e.reserveApproved(t, a); !v.Reserved {
 			t.Fatalf("approved call %d: %+v", i, v)
 		}
 	}
 	// The 10th reaches the kill threshold: allowed, with the kill switch asked for.
-	_, v = e.reserve(t, &approved)
+	_, v = e.reserveApproved(t, a)
 	if !v.Reserved || len(v.Kill) != 1 || v.Kill[0] != (budget.Scope{Org: "acme"}) {
 		t.Fatalf("kill: %+v", v)
 	}
-	_, v = e.reserve(t, &approved)
+	_, v = e.reserveApproved(t, a)
 	if v.Effect != action.Deny || len(v.Kill) != 1 {
 		t.Fatalf("over the hard limit: %+v", v)
 	}
@@ -783,12 +800,87 @@ func TestDenyFromOneBudgetOutranksThrottleFromAnother(t *testing.T) {
 	e.put(t, `{"id":"b-throttle","scope":{"org":"acme"},"period":"none","limits":{"calls":100},"thresholds":{"throttle":0.01,"hard":1}}`)
 	e.put(t, `{"id":"c-hard","scope":{"team":"t"},"period":"none","limits":{"calls":1}}`)
 	approved := act("acme", "t", "", "a", "", 0, 0)
-	approved.ApprovalID = "apr_1"
-	if _, v := e.reserve(t, approved); !v.Reserved {
+	if _, v := e.reserveApproved(t, approved); !v.Reserved {
 		t.Fatal(v)
 	}
 	_, v := e.reserve(t, act("acme", "t", "", "a", "", 0, 0))
 	if v.Effect != action.Deny || v.Reserved || len(v.Reasons) != 3 {
 		t.Fatalf("verdict %+v, want a deny with three reasons", v)
+	}
+}
+
+// A change to the budgets is recorded, whole, before it is made; one that
+// cannot be recorded is not made.
+func TestChangesAreRecordedBeforeTheyAreMade(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t0)
+	c, err := budget.DecodeConfig([]byte(`{"id":"cap","scope":{"org":"acme"},"period":"none","limits":{"calls":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := func(context.Context, budget.Change) error { return errors.New("audit log down") }
+	if err := e.b.Put(ctx, c, down); err == nil {
+		t.Fatal("created without a record")
+	}
+	if l, _ := e.b.List(ctx); len(l) != 0 {
+		t.Fatalf("created although not recorded: %+v", l)
+	}
+	var got []budget.Change
+	rec := func(_ context.Context, ch budget.Change) error { got = append(got, ch); return nil }
+	if err := e.b.Put(ctx, c, rec); err != nil {
+		t.Fatal(err)
+	}
+	c.Limits.Calls = 5
+	if err := e.b.Put(ctx, c, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Delete(ctx, "cap", down); err == nil {
+		t.Fatal("deleted without a record")
+	}
+	if _, err := e.b.Get(ctx, "cap"); err != nil {
+		t.Fatalf("deleted although not recorded: %v", err)
+	}
+	if err := e.b.Delete(ctx, "cap", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Delete(ctx, "cap", rec); !errors.Is(err, budget.ErrNotFound) {
+		t.Fatalf("deleting twice: %v", err)
+	}
+	if len(got) != 3 || got[0].Event != "create" || got[1].Event != "replace" || got[1].Budget.Limits.Calls != 5 ||
+		got[2].Event != "delete" || got[2].Budget.ID != "cap" || got[0].Budget.Timezone != "UTC" {
+		t.Fatalf("recorded %+v", got)
+	}
+}
+
+// Session ids are per agent: an agent that uses another agent's session id
+// neither spends from that session's budget nor is held by it.
+func TestPerSessionBudgetsAreCountedPerAgent(t *testing.T) {
+	e := newEnv(t, t0)
+	e.put(t, `{"id":"conv","scope":{"team":"t"},"period":"session","limits":{"calls":2}}`)
+	a1 := act("acme", "t", "", "a1", "s-1", 0, 0)
+	a2 := act("acme", "t", "", "a2", "s-1", 0, 0)
+	for range 2 {
+		if _, v := e.reserve(t, a2); !v.Reserved {
+			t.Fatalf("a2 in its s-1: %+v", v)
+		}
+	}
+	if _, v := e.reserve(t, a2); v.Effect != action.Deny {
+		t.Fatalf("a2 over its session's limit: %+v", v)
+	}
+	if _, v := e.reserve(t, a1); !v.Reserved {
+		t.Fatalf("a2's spending in its s-1 held a1's s-1: %+v", v)
+	}
+	us, err := e.b.Usage(context.Background(), budget.Scope{Team: "t", Agent: "a1"})
+	if err != nil || len(us) != 1 || us[0].Agent != "a1" || us[0].Session != "s-1" || us[0].Reserved.Calls != 1 {
+		t.Fatalf("a1's usage: %+v %v", us, err)
+	}
+	if us, _ := e.b.Usage(context.Background(), budget.Scope{Team: "t", Session: "s-1"}); len(us) != 2 {
+		t.Fatalf("usage of every agent's s-1: %+v", us)
+	}
+	// A budget on one session names the agent whose session it is.
+	_, err = budget.DecodeConfig([]byte(`{"id":"one","scope":{"session":"s-1"},"period":"none","limits":{"calls":1}}`))
+	var ce *budget.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "scope.agent" {
+		t.Fatalf("a session budget without its agent: %v", err)
 	}
 }

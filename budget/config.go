@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/errcode"
 )
 
 // Scope says whose spending a budget counts. Every field it sets must equal
 // the action's for the budget to apply; an empty field matches anything, so
-// {org: acme} covers every team, user, agent and session of acme.
+// {org: acme} covers every team, user, agent and session of acme. Session
+// ids are per agent, so a scope that names a session names its agent too.
 type Scope struct {
 	Org     string `json:"org,omitempty"`
 	Team    string `json:"team,omitempty"`
@@ -245,7 +247,21 @@ func DecodeConfig(data []byte) (Config, error) {
 	if _, err := compile(check); err != nil {
 		return Config{}, err
 	}
+	if err := checkScope(c.Scope); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// checkScope refuses a new budget on a session that does not name its
+// agent: session ids are per agent, and such a budget would count every
+// agent's session of that id together. (One stored before they were still
+// loads, and counts so.)
+func checkScope(s Scope) error {
+	if s.Session != "" && s.Agent == "" {
+		return &ConfigError{Field: "scope.agent", Problem: "required with scope.session: session ids are per agent"}
+	}
+	return nil
 }
 
 func sub(field string, raw json.RawMessage, v any) error {
@@ -273,9 +289,9 @@ func strictUnmarshal(data []byte, v any) error {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			return &ConfigError{Field: te.Field, Problem: fmt.Sprintf("cannot be a JSON %s (want %s)", te.Value, te.Type)}
+			return &ConfigError{Field: te.Field, Problem: fmt.Sprintf("cannot be a JSON %s (want %s)", te.Value, errcode.JSONKind(te.Type))}
 		case errors.As(err, &se):
-			return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, err)
+			return errors.New(errcode.DescribeJSON(err))
 		}
 		var ce *ConfigError
 		if errors.As(err, &ce) {
@@ -284,7 +300,7 @@ func strictUnmarshal(data []byte, v any) error {
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return &ConfigError{Field: strings.Trim(f, `"`), Problem: "unknown field"}
 		}
-		return fmt.Errorf("malformed JSON: %w", err)
+		return errors.New(errcode.DescribeJSON(err))
 	}
 	if dec.More() {
 		return errors.New("malformed JSON: unexpected data after the value")

@@ -89,14 +89,14 @@ type span struct {
 	start, end time.Time
 }
 
-// at returns the span in force at now for an action in session.
-func (p period) at(now time.Time, session string) span {
+// at returns the span in force at now for an action of agent in session.
+func (p period) at(now time.Time, agent, session string) span {
 	var start, end time.Time
 	switch p.kind {
 	case periodNone:
 		return span{key: "all", keys: []string{"all"}}
 	case periodSession:
-		k := "s:" + session
+		k := sessionKey(agent, session)
 		return span{key: k, keys: []string{k}}
 	case periodDaily:
 		t := now.In(p.loc)
@@ -137,4 +137,30 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// sessionKey names the counter of one session: session ids are per agent,
+// so the key holds both, the agent's length first so that no pair of ids
+// can spell another pair's key. (Counters from before sessions were per
+// agent, "s:" and the session alone, are not counted again.)
+func sessionKey(agent, session string) string {
+	return "s:" + strconv.Itoa(len(agent)) + ":" + agent + session
+}
+
+// parseSessionKey is the inverse of sessionKey; ok is false for a key of
+// another form.
+func parseSessionKey(k string) (agent, session string, ok bool) {
+	rest, ok := strings.CutPrefix(k, "s:")
+	if !ok {
+		return "", "", false
+	}
+	n, rest, ok := strings.Cut(rest, ":")
+	if !ok {
+		return "", "", false
+	}
+	l, err := strconv.Atoi(n)
+	if err != nil || l < 0 || l > len(rest) {
+		return "", "", false
+	}
+	return rest[:l], rest[l:], true
 }

@@ -30,7 +30,7 @@ func TestCalendarPeriodsFollowTheTimeZone(t *testing.T) {
 		{"monthly", "UTC", time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)},
 		{"monthly", "Asia/Tokyo", time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC).Add(-9 * time.Hour), time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC).Add(-9 * time.Hour)},
 	} {
-		sp := mustPeriod(t, c.period, c.tz).at(now, "")
+		sp := mustPeriod(t, c.period, c.tz).at(now, "", "")
 		if !sp.start.Equal(c.start) || !sp.end.Equal(c.end) {
 			t.Errorf("%s in %s: [%v, %v), want [%v, %v)", c.period, c.tz, sp.start, sp.end, c.start, c.end)
 		}
@@ -46,7 +46,7 @@ func TestRollingWindowCoversAtLeastTheWindow(t *testing.T) {
 		t.Fatalf("bucket width %s", p.width)
 	}
 	now := time.Date(2025, 6, 1, 12, 7, 0, 0, time.UTC)
-	sp := p.at(now, "")
+	sp := p.at(now, "", "")
 	if len(sp.keys) != rollingBuckets+1 {
 		t.Fatalf("%d keys", len(sp.keys))
 	}
@@ -54,7 +54,7 @@ func TestRollingWindowCoversAtLeastTheWindow(t *testing.T) {
 		t.Errorf("window starts %s before now", now.Sub(sp.start))
 	}
 	// A moment in the same bucket records under the same key.
-	if p.at(now.Add(time.Minute), "").key != sp.key {
+	if p.at(now.Add(time.Minute), "", "").key != sp.key {
 		t.Error("key changed within a bucket")
 	}
 	if d := mustPeriod(t, "7d", "UTC").window; d != 7*24*time.Hour {
@@ -64,10 +64,16 @@ func TestRollingWindowCoversAtLeastTheWindow(t *testing.T) {
 
 func TestSessionAndNonePeriods(t *testing.T) {
 	now := time.Unix(0, 0)
-	if k := mustPeriod(t, "session", "UTC").at(now, "s-42").key; k != "s:s-42" {
-		t.Errorf("session key %q", k)
+	p := mustPeriod(t, "session", "UTC")
+	k := p.at(now, "researcher-1", "s-42").key
+	if agent, session, ok := parseSessionKey(k); !ok || agent != "researcher-1" || session != "s-42" {
+		t.Errorf("session key %q reads back as %q, %q, %v", k, agent, session, ok)
 	}
-	a, b := mustPeriod(t, "none", "UTC").at(now, "x"), mustPeriod(t, "none", "UTC").at(now.Add(1000*time.Hour), "y")
+	// Session ids are per agent: no two pairs share a counter.
+	if p.at(now, "a", "bs").key == p.at(now, "ab", "s").key || p.at(now, "a2", "s-42").key == k {
+		t.Error("two agents' sessions share a counter")
+	}
+	a, b := mustPeriod(t, "none", "UTC").at(now, "", "x"), mustPeriod(t, "none", "UTC").at(now.Add(1000*time.Hour), "", "y")
 	if a.key != b.key {
 		t.Error("period none changed key over time")
 	}

@@ -23,6 +23,13 @@ type Store interface {
 	UpdateBudgets(ctx context.Context, fn func(tx Tx) error) error
 	// ViewBudgets runs fn in a read-only snapshot.
 	ViewBudgets(ctx context.Context, fn func(tx Tx) error) error
+	// DecisionParty returns who a logged decision was for, and the model
+	// it named, as the audit log keeps them; ok is false when the log
+	// holds no such decision.
+	DecisionParty(ctx context.Context, decisionID string) (p Party, ok bool, err error)
+	// Spend returns the spend q asks for, one row per group (one row for
+	// the total when q groups by nothing; none when nothing matched).
+	Spend(ctx context.Context, q SpendQuery) ([]SpendRow, error)
 }
 
 // Tx is the view of the store inside one transaction.
@@ -52,6 +59,8 @@ type Tx interface {
 	// cutoff, and rate counters older than it; it returns how many
 	// reservations went.
 	PurgeExpired(ctx context.Context, cutoff time.Time) (int, error)
+	// AddSpend adds a to what p spent on day (a UTC date, 2006-01-02).
+	AddSpend(ctx context.Context, p Party, day string, a Amounts) error
 }
 
 // Counter is what one budget has counted in one period (or rolling bucket,

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/agentgov/agentgov/errcode"
 )
 
 // DefaultMaxResponseBytes bounds how much of an answer is read unless
@@ -127,19 +129,26 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("server answered %d %s", e.Status, http.StatusText(e.Status))
 }
 
-// Error codes the server answers with (server/errors.go maps them to HTTP
-// statuses).
+// Error codes the server answers with; package errcode is the table of
+// every code and the status each is answered with (docs/api.md lists them).
 const (
-	CodeBadRequest    = "bad_request"
-	CodeUnauthorized  = "unauthorized"
-	CodeForbidden     = "forbidden"
-	CodeNotFound      = "not_found"
-	CodeConflict      = "conflict"
-	CodeTooLarge      = "too_large"
-	CodeUnprocessable = "unprocessable"
-	CodeUnavailable   = "unavailable"
-	CodeInternal      = "internal"
+	CodeBadRequest       = string(errcode.BadRequest)
+	CodeUnauthorized     = string(errcode.Unauthorized)
+	CodeForbidden        = string(errcode.Forbidden)
+	CodeNotFound         = string(errcode.NotFound)
+	CodeMethodNotAllowed = string(errcode.MethodNotAllowed)
+	CodeTimeout          = string(errcode.Timeout)
+	CodeConflict         = string(errcode.Conflict)
+	CodeTooLarge         = string(errcode.TooLarge)
+	CodeUnprocessable    = string(errcode.Unprocessable)
+	CodeUnavailable      = string(errcode.Unavailable)
+	CodeInternal         = string(errcode.Internal)
 )
+
+// Retryable says whether the request may succeed if sent again unchanged:
+// the server, not the request, failed (a store or the audit log could not
+// be written). A refusal will be the same a second later.
+func (e *Error) Retryable() bool { return errcode.Code(e.Code).Retryable() }
 
 // IsCode reports whether err is a server answer with the given code.
 func IsCode(err error, code string) bool {
@@ -205,7 +214,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 		return fmt.Errorf("answer to %s %s is larger than %d bytes", r.method, r.path, c.maxBody)
 	}
 	if resp.StatusCode/100 != 2 {
-		return errorOf(resp.StatusCode, raw)
+		return errorOf(resp.StatusCode, resp.Header, raw)
 	}
 	if r.out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -216,17 +225,26 @@ func (c *Client) do(ctx context.Context, r request) error {
 	return nil
 }
 
-// errorOf reads an error answer. A body that is not the API's error shape
-// (a proxy's HTML page, say) is kept, shortened, as the message.
-func errorOf(status int, raw []byte) *Error {
+// errorOf reads an error answer. Its code is the body's, else the one the
+// error-code header carries, else the most general code of its status; a
+// body that is not the API's error shape (a proxy's HTML page, say) is
+// kept, shortened, as the message.
+func errorOf(status int, h http.Header, raw []byte) *Error {
 	var b struct {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
+	code := h.Get(errcode.Header)
+	if code == "" {
+		code = string(errcode.FromStatus(status))
+	}
 	if json.Unmarshal(raw, &b) == nil && (b.Error.Message != "" || b.Error.Code != "") {
-		return &Error{Status: status, Code: b.Error.Code, Message: b.Error.Message}
+		if b.Error.Code != "" {
+			code = b.Error.Code
+		}
+		return &Error{Status: status, Code: code, Message: b.Error.Message}
 	}
 	text := strings.TrimSpace(string(raw))
 	if text == "" {
@@ -235,7 +253,7 @@ func errorOf(status int, raw []byte) *Error {
 	if len(text) > 200 {
 		text = text[:197] + "..."
 	}
-	return &Error{Status: status, Message: fmt.Sprintf("server answered %d: %s", status, text)}
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf("server answered %d: %s", status, text)}
 }
 
 // segment escapes one path segment, refusing an empty one: an empty id
@@ -260,4 +278,14 @@ func (c *Client) Ready(ctx context.Context) (policyDigest string, err error) {
 	}
 	err = c.do(ctx, request{method: http.MethodGet, path: "/readyz", out: &out})
 	return out.Policy, err
+}
+
+// GetJSON reads any GET endpoint of the API into out, for endpoints this
+// package has no method for (newer or optional ones). A 404 is an *Error
+// with Code "not_found", so callers can tell an endpoint this server lacks.
+func (c *Client) GetJSON(ctx context.Context, path string, q url.Values, out any) error {
+	if !strings.HasPrefix(path, "/v1/") || strings.Contains(path, "..") {
+		return fmt.Errorf("client: %q is not an API path", path)
+	}
+	return c.do(ctx, request{method: http.MethodGet, path: path, query: q, out: out})
 }

@@ -145,22 +145,42 @@ func TestServerErrorsAreTyped(t *testing.T) {
 }
 
 func TestNonAPIErrorBodiesBecomeMessages(t *testing.T) {
+	// Without a code in the body, the status says which class of error it
+	// is, so that a caller's branch on the code still works behind a proxy.
 	for _, c := range []struct {
 		status int
 		body   string
 		want   string
+		code   string
 	}{
-		{502, `<html><body>Bad Gateway</body></html>`, "server answered 502: <html><body>Bad Gateway</body></html>"},
-		{503, ``, "server answered 503: Service Unavailable"},
-		{500, strings.Repeat("x", 1000), "server answered 500: " + strings.Repeat("x", 197) + "..."},
-		{404, `{"detail":"nope"}`, `server answered 404: {"detail":"nope"}`},
+		{502, `<html><body>Bad Gateway</body></html>`, "server answered 502: <html><body>Bad Gateway</body></html>", "upstream_unreachable"},
+		{503, ``, "server answered 503: Service Unavailable", client.CodeUnavailable},
+		{500, strings.Repeat("x", 1000), "server answered 500: " + strings.Repeat("x", 197) + "...", client.CodeInternal},
+		{404, `{"detail":"nope"}`, `server answered 404: {"detail":"nope"}`, client.CodeNotFound},
+		{405, ``, "server answered 405: Method Not Allowed", client.CodeMethodNotAllowed},
 	} {
 		srv, _ := canned(t, c.status, c.body)
 		_, err := newClient(t, srv.URL, "t").Kills(context.Background())
 		var e *client.Error
-		if !errors.As(err, &e) || e.Status != c.status || e.Code != "" || err.Error() != c.want {
-			t.Errorf("%d %.20q: %v", c.status, c.body, err)
+		if !errors.As(err, &e) || e.Status != c.status || e.Code != c.code || err.Error() != c.want {
+			t.Errorf("%d %.20q: %v (code %q)", c.status, c.body, err, e.Code)
 		}
+		if e.Retryable() != (c.status >= 500) {
+			t.Errorf("%d: retryable %v", c.status, e.Retryable())
+		}
+	}
+}
+
+func TestTheErrorCodeHeaderNamesTheCodeOfAnyBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Agentgov-Error-Code", "budget_exceeded")
+		w.WriteHeader(429)
+		io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"budget b: cost 2/1 USD"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	_, err := newClient(t, srv.URL, "t").Kills(context.Background())
+	if !client.IsCode(err, "budget_exceeded") {
+		t.Fatalf("%v", err)
 	}
 }
 

@@ -8,12 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,17 +20,14 @@ import (
 
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/approval"
-	"github.com/agentgov/agentgov/audit"
 	"github.com/agentgov/agentgov/budget"
 	"github.com/agentgov/agentgov/client"
 	"github.com/agentgov/agentgov/config"
-	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/jcs"
 	"github.com/agentgov/agentgov/killswitch"
-	"github.com/agentgov/agentgov/policy"
-	"github.com/agentgov/agentgov/server"
 	"github.com/agentgov/agentgov/session"
-	"github.com/agentgov/agentgov/store/sqlite"
+	"github.com/agentgov/agentgov/stack"
+	"github.com/agentgov/agentgov/stack/stacktest"
 )
 
 // These tests run the client against the real server: package server over
@@ -61,9 +56,8 @@ rules:
 `
 
 type live struct {
-	url      string
-	polDir   string
-	approval *approval.Approvals
+	url    string
+	polDir string
 }
 
 func hashOf(tok string) string {
@@ -71,6 +65,8 @@ func hashOf(tok string) string {
 	return hex.EncodeToString(s[:])
 }
 
+// startLive runs the application stack as `agentgov serve` builds it, on a
+// loopback port, until the test ends; its Run must then end cleanly.
 func startLive(t *testing.T) *live {
 	t.Helper()
 	dir := t.TempDir()
@@ -81,43 +77,7 @@ func startLive(t *testing.T) *live {
 	if err := os.WriteFile(filepath.Join(pol, "live.yaml"), []byte(livePolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	load := func() (*policy.Set, error) { return policy.Load(pol) }
-	set, err := load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	bg, stop := context.WithCancel(context.Background())
-	db, err := sqlite.OpenDir(bg, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, verifier, err := audit.LoadOrCreateKey(data, "client-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alog, err := audit.Open(bg, db, signer, verifier, audit.Options{CheckpointInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kill, err := killswitch.New(bg, db, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	budgets, err := budget.New(db, budget.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions := session.New(db, time.Now)
-	approvals := approval.New(db, time.Now)
-	eng := govern.New(set, govern.WithAudit(alog), govern.WithKillSwitch(kill), govern.WithSessions(sessions),
-		govern.WithBudgets(budgets), govern.WithApprovals(approvals))
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); alog.Run(bg) }()
-	go func() { defer wg.Done(); budgets.Run(bg) }()
-
-	cfg := &config.Config{Tokens: []config.Token{
+	cfg := &config.Config{Data: filepath.Join(dir, "data"), Policies: pol, Tokens: []config.Token{
 		{Name: "ops", Role: config.Admin, SHA256: hashOf("admin-tok")},
 		{Name: "fin", Role: config.Approver, Groups: []string{"finance"}, SHA256: hashOf("fin-tok")},
 		{Name: "other", Role: config.Approver, SHA256: hashOf("other-tok")},
@@ -125,20 +85,8 @@ func startLive(t *testing.T) *live {
 			Principal: action.Principal{User: "alice", Team: "search", Org: "acme"}, SHA256: hashOf("a1-tok")},
 		{Name: "a2", Role: config.AgentRole, Agent: "a2", SHA256: hashOf("a2-tok")},
 	}}
-	cfg.Fill()
-	srv, err := server.New(server.Options{Config: cfg, Engine: eng, Audit: alog, DB: db, Sessions: sessions,
-		Kill: kill, Approvals: approvals, Budgets: budgets, LoadPolicy: load})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		stop()
-		wg.Wait()
-		db.Close()
-	})
-	return &live{url: hs.URL, polDir: pol, approval: approvals}
+	cfg.Audit.CheckpointInterval = 50 * time.Millisecond
+	return &live{url: stacktest.Serve(t, cfg, stack.Options{}), polDir: pol}
 }
 
 func (l *live) as(t *testing.T, token string) *client.Client {
@@ -247,7 +195,9 @@ func TestLiveOutcomeAndDecisionLookup(t *testing.T) {
 			traced = strings.Contains(string(e.Record), "4bf92f3577b34da6a3ce929d0e0e4736") && strings.Contains(string(e.Record), "corr-77")
 		}
 	}
-	if outcomes != 1 || !traced || page.Size != uint64(len(page.Entries)) {
+	// The log may have grown past the page while it was read (the size is
+	// read after the entries), never fallen short of it.
+	if outcomes != 1 || !traced || page.Size < uint64(len(page.Entries)) {
 		t.Fatalf("audit: %d outcomes of %s, trace recorded %v, size %d of %d entries", outcomes, id, traced, page.Size, len(page.Entries))
 	}
 }
@@ -475,7 +425,7 @@ func TestLiveAuditProofAndPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, err := admin.Checkpoint(ctx)
-	if err != nil || cp.Size < p.TreeSize || !strings.Contains(cp.Note, "client-test") {
+	if err != nil || cp.Size < p.TreeSize || !strings.Contains(cp.Note, stack.AuditOrigin) {
 		t.Fatalf("checkpoint: %+v %v", cp, err)
 	}
 	// The proof decodes into hashes that verify against the root in the

@@ -14,8 +14,10 @@ package detect
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/agentgov/agentgov/action"
 )
@@ -52,15 +54,63 @@ type Finding struct {
 // Positional reports whether f points at a span of the scanned text.
 func (f Finding) Positional() bool { return f.End > f.Start }
 
+// KindUnscanned marks the part of a text beyond ScanLimit, which the
+// detectors did not read.
+const KindUnscanned Kind = "unscanned"
+
+// ScanLimit is how many bytes of one text the detectors read. Their work
+// grows with the length of what they read, and a text dense in trigger
+// words costs them far more per byte than ordinary prose, so one request
+// must not be able to buy unbounded work. What lies beyond the limit is not
+// read, and the detectors say so with one finding over it (kind and rule
+// "unscanned", severity medium): Redact then hides it, and a policy's
+// has_secret, has_pii or has_injection treats it as suspect. What was not
+// read is not vouched for.
+const ScanLimit = 1 << 20
+
+// scanLimited splits text at ScanLimit: the part the detectors read, and
+// the finding that stands for the rest (nil when there is no rest). The cut
+// falls between words where it can, so that no credential is read in part.
+func scanLimited(text string) (string, *Finding) {
+	if len(text) <= ScanLimit {
+		return text, nil
+	}
+	cut := ScanLimit
+	if i := strings.LastIndexAny(text[cut-4096:cut], " \t\r\n"); i >= 0 {
+		cut = cut - 4096 + i + 1
+	}
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut], &Finding{
+		Kind: KindUnscanned, Rule: "unscanned", Severity: action.SeverityMedium,
+		Detail: fmt.Sprintf("%d bytes beyond the detectors' scan limit of %d bytes were not examined", len(text)-cut, ScanLimit),
+		Start:  cut, End: len(text),
+	}
+}
+
+// limited runs detector over the part of text within ScanLimit and adds the
+// finding for the rest.
+func limited(text string, detector func(string) []Finding) []Finding {
+	head, rest := scanLimited(text)
+	out := detector(head)
+	if rest != nil {
+		out = append(out, *rest)
+	}
+	return out
+}
+
 // All runs Secrets, PII and Injection over text and returns their findings
 // sorted by Start. It is what a post_tool_call or output check usually wants.
 func All(text string) []Finding {
-	var out []Finding
-	out = append(out, Secrets(text)...)
-	out = append(out, PII(text)...)
-	out = append(out, Injection(text)...)
-	sortFindings(out)
-	return out
+	return limited(text, func(head string) []Finding {
+		var out []Finding
+		out = append(out, secrets(head)...)
+		out = append(out, pii(head)...)
+		out = append(out, injection(head)...)
+		sortFindings(out)
+		return out
+	})
 }
 
 // Redact replaces the span of each positional finding with
@@ -124,22 +174,46 @@ func sortFindings(fs []Finding) {
 
 // dropOverlapped removes each finding for which weaker is true when it
 // overlaps a finding for which weaker is false. Detectors use it so that one
-// token is reported once, by its most precise rule.
+// token is reported once, by its most precise rule. It sorts the strong
+// findings once and sweeps them, so a text full of findings costs
+// n log n, not n².
 func dropOverlapped(fs []Finding, weaker func(f Finding) bool) []Finding {
 	if len(fs) < 2 {
 		return fs
 	}
+	var strong []span
+	for _, f := range fs {
+		if !weaker(f) {
+			strong = append(strong, span{f.Start, f.End})
+		}
+	}
+	if len(strong) == 0 || len(strong) == len(fs) {
+		return fs
+	}
+	// Merged, the strong spans are disjoint and sorted, so one binary search
+	// finds the only span a weak finding can overlap first.
+	slices.SortFunc(strong, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	merged := strong[:1]
+	for _, s := range strong[1:] {
+		last := &merged[len(merged)-1]
+		if s.start < last.end {
+			last.end = max(last.end, s.end)
+		} else {
+			merged = append(merged, s)
+		}
+	}
 	out := fs[:0:0]
-	for i, f := range fs {
+	for _, f := range fs {
 		if weaker(f) {
-			shadowed := false
-			for k, g := range fs {
-				if k != i && !weaker(g) && g.Start < f.End && f.Start < g.End {
-					shadowed = true
-					break
+			// The first merged span ending after f starts is the only
+			// candidate: the ones before it end before f starts.
+			i, _ := slices.BinarySearchFunc(merged, f.Start, func(s span, start int) int {
+				if s.end <= start {
+					return -1
 				}
-			}
-			if shadowed {
+				return 1
+			})
+			if i < len(merged) && merged[i].start < f.End && f.Start < merged[i].end {
 				continue
 			}
 		}

@@ -303,8 +303,11 @@ var hiddenDirective = regexp.MustCompile(`\byou\s+(?:must|should|need to|have to
 // payloads planted for the agent to run (download-and-execute, reverse
 // shells; Kind "command") and invisible Unicode (tag characters,
 // bidirectional controls, zero-width characters) that can carry instructions
-// a person reviewing the text cannot see.
-func Injection(text string) []Finding {
+// a person reviewing the text cannot see. Text beyond ScanLimit is not read
+// (see ScanLimit).
+func Injection(text string) []Finding { return limited(text, injection) }
+
+func injection(text string) []Finding {
 	out := invisible(text)
 	lower := lowerASCII(text)
 	idx := newWordIndex(lower)
@@ -388,23 +391,24 @@ func closingTag(s string) int {
 
 // dedupeSameRule keeps one finding per rule for overlapping spans, the
 // earliest-starting and then longest, so alternative patterns of one rule do
-// not report the same words twice.
+// not report the same words twice. Sorted by start, a finding can only
+// overlap the latest kept finding of its rule, so one pass does it.
 func dedupeSameRule(fs []Finding) []Finding {
 	sortFindings(fs)
+	type key struct {
+		kind Kind
+		rule string
+	}
+	last := map[key]int{} // index in out of the latest kept finding per rule
 	out := fs[:0:0]
 	for _, f := range fs {
-		merged := false
-		for k := range out {
-			g := &out[k]
-			if g.Rule == f.Rule && g.Kind == f.Kind && f.Start < g.End && g.Start < f.End {
-				g.End = max(g.End, f.End)
-				merged = true
-				break
-			}
+		k := key{f.Kind, f.Rule}
+		if i, ok := last[k]; ok && f.Start < out[i].End && out[i].Start < f.End {
+			out[i].End = max(out[i].End, f.End)
+			continue
 		}
-		if !merged {
-			out = append(out, f)
-		}
+		last[k] = len(out)
+		out = append(out, f)
 	}
 	return out
 }

@@ -134,10 +134,16 @@ func legitimateInvisible(text string, i, size int, r, prev rune, rtl bool) bool 
 
 // flagSequence reports whether the tag character at i belongs to a
 // well-formed subdivision flag (black flag, 2-6 tag letters or digits, cancel tag).
+//
+// Both walks stop after the longest flag's worth of tags, so that a long run
+// of tag characters costs linear time, not quadratic.
 func flagSequence(text string, i int) bool {
 	// Walk back over tag characters to the black flag.
 	j := i
-	for j > 0 {
+	for steps := 0; ; steps++ {
+		if j == 0 || steps > maxFlagTags {
+			return false
+		}
 		r, size := utf8.DecodeLastRuneInString(text[:j])
 		if r >= 0xE0000 && r <= 0xE007F {
 			j -= size
@@ -148,11 +154,8 @@ func flagSequence(text string, i int) bool {
 		}
 		break
 	}
-	if j == 0 {
-		return false
-	}
 	n := 0
-	for k := j; k < len(text); {
+	for k := j; k < len(text) && n <= maxFlagTags; {
 		r, size := utf8.DecodeRuneInString(text[k:])
 		if r == 0xE007F {
 			return n >= 2 && n <= 6
@@ -165,6 +168,10 @@ func flagSequence(text string, i int) bool {
 	}
 	return false
 }
+
+// maxFlagTags is the most tag characters a subdivision flag holds: six
+// letters or digits and the cancel tag.
+const maxFlagTags = 7
 
 func hasRTL(s string) bool {
 	for _, r := range s {

@@ -21,8 +21,18 @@ var (
 // carry a known issuer prefix, US social security numbers outside the ranges
 // never issued, e-mail addresses, phone numbers written in an unambiguous
 // format and IBANs that pass the mod-97 check. Each rule prefers missing an
-// odd format to flagging order numbers, dates or version strings.
-func PII(text string) []Finding {
+// odd format to flagging order numbers, dates or version strings. Text
+// beyond ScanLimit is not read (see ScanLimit).
+func PII(text string) []Finding { return limited(text, pii) }
+
+// minPIILen is the length of the shortest e-mail address ("a@b.co"); every
+// other rule needs more.
+const minPIILen = 6
+
+func pii(text string) []Finding {
+	if len(text) < minPIILen {
+		return nil
+	}
 	var out []Finding
 	digits := countDigits(text)
 	if digits >= 13 {
@@ -369,18 +379,18 @@ func ibanChecksum(iban string) bool {
 	return m == 1
 }
 
-// dedupe removes findings with the same rule and span.
+// dedupe removes findings with the same rule and span, keeping the first.
 func dedupe(fs []Finding) []Finding {
+	type key struct {
+		rule       string
+		start, end int
+	}
+	seen := make(map[key]bool, len(fs))
 	out := fs[:0:0]
 	for _, f := range fs {
-		dup := false
-		for _, g := range out {
-			if g.Rule == f.Rule && g.Start == f.Start && g.End == f.End {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		k := key{f.Rule, f.Start, f.End}
+		if !seen[k] {
+			seen[k] = true
 			out = append(out, f)
 		}
 	}

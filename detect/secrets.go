@@ -169,8 +169,19 @@ var codeReference = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-
 
 // Secrets finds credentials: private keys, cloud and SaaS API keys and tokens,
 // JWTs, passwords in URLs and high-entropy values assigned to secret-sounding
-// names. Detail names the kind of credential and never repeats it.
-func Secrets(text string) []Finding {
+// names. Detail names the kind of credential and never repeats it. Text
+// beyond ScanLimit is not read (see ScanLimit).
+func Secrets(text string) []Finding { return limited(text, secrets) }
+
+// minSecretLen is the length of the shortest text any rule below can match
+// ("pwd=" and eight characters; "s://u:pwd@h" and one more), so shorter
+// texts (argument keys, tool names) are not scanned at all.
+const minSecretLen = 12
+
+func secrets(text string) []Finding {
+	if len(text) < minSecretLen {
+		return nil
+	}
 	var out []Finding
 	for i := range secretRules {
 		r := &secretRules[i]

@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"cmp"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -71,12 +73,10 @@ func mergeWindows(s string, ws []span) []span {
 	if len(ws) == 0 {
 		return nil
 	}
-	// Anchors are found one after another, so sort by start first.
-	for i := 1; i < len(ws); i++ {
-		for j := i; j > 0 && ws[j].start < ws[j-1].start; j-- {
-			ws[j], ws[j-1] = ws[j-1], ws[j]
-		}
-	}
+	// Anchors are found one after another, each anchor's windows in order:
+	// sort by start first (a real sort: interleaved anchors are the common
+	// case in a text made of trigger words).
+	slices.SortFunc(ws, func(a, b span) int { return cmp.Compare(a.start, b.start) })
 	out := ws[:1]
 	for _, w := range ws[1:] {
 		last := &out[len(out)-1]

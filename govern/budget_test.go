@@ -2,15 +2,18 @@ package govern_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/budget"
 	"github.com/agentgov/agentgov/govern"
+	"github.com/agentgov/agentgov/killswitch"
 	"github.com/agentgov/agentgov/store/sqlite"
 )
 
@@ -97,5 +100,42 @@ func TestConcurrentDecisionsNeverOverspend(t *testing.T) {
 	wg.Wait()
 	if n := allowed.Load(); n != 37 {
 		t.Fatalf("%d allowed, want exactly 37", n)
+	}
+}
+
+// failingSwitches is the real kill switch store with inserts that fail.
+type failingSwitches struct{ *sqlite.DB }
+
+func (failingSwitches) InsertSwitch(context.Context, killswitch.Switch) error {
+	return errors.New("disk full")
+}
+
+// A budget kill threshold whose kill switch cannot be engaged does not let
+// through the action that reached it.
+func TestBudgetKillThresholdThatCannotTakeEffectDenies(t *testing.T) {
+	log, db := openAudit(t)
+	b, err := budget.New(db, budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill, err := killswitch.New(context.Background(), failingSwitches{db}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cfg, err := budget.DecodeConfig([]byte(`{"id":"k","scope":{"org":"acme"},"period":"none","limits":{"calls":1},"thresholds":{"hard":1,"kill":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	eng := govern.New(mustSet(t, "version: agentgov/v1\nname: open\ndefault: allow\n"), govern.WithAudit(log), govern.WithBudgets(b), govern.WithKillSwitch(kill))
+	d, _ := eng.Decide(ctx, action.Action{Agent: action.Agent{ID: "a"}, Principal: action.Principal{Org: "acme"}, Tool: action.Tool{Name: "x"}})
+	if d.Effect != action.Deny || !strings.Contains(d.Reasons[0], "kill switch could not be engaged") {
+		t.Fatalf("decision at the kill threshold: %+v", d)
+	}
+	if u, _ := b.Usage(ctx, budget.Scope{Org: "acme"}); u[0].Reserved.Calls != 0 {
+		t.Fatalf("the denied action still holds %d calls", u[0].Reserved.Calls)
 	}
 }

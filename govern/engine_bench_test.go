@@ -44,15 +44,17 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
-// The library path must not allocate: an escape of the action to the heap
-// (easy to cause by accident through an interface) shows up here first.
+// The library path allocates once: the decision's own copy of its rule ids
+// and reasons, which the caller may write into without touching the policy
+// set. Any more is an escape of the action to the heap (easy to cause by
+// accident through an interface), and shows up here first.
 func TestDecideDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	for _, cond := range []bool{false, true} {
 		eng := govern.New(mustSet(t, rulesPolicy(100, cond)))
 		a := action.Action{Agent: action.Agent{ID: "a1"}, Tool: action.Tool{Name: "tool_50"}, Args: map[string]any{"amount": int64(5000)}}
-		if n := testing.AllocsPerRun(1000, func() { eng.Decide(ctx, a) }); n != 0 {
-			t.Errorf("cond=%v: %.1f allocations per decision, want 0", cond, n)
+		if n := testing.AllocsPerRun(1000, func() { eng.Decide(ctx, a) }); n != 1 {
+			t.Errorf("cond=%v: %.1f allocations per decision, want 1", cond, n)
 		}
 	}
 }

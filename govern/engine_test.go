@@ -340,3 +340,62 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// Under a policy that allows by default, an action with nothing to decide on
+// (no agent, a tool point without a tool, a model point without a model)
+// is still denied, with the field named, and the error says so too.
+func TestActionsWithNothingToDecideOnAreDenied(t *testing.T) {
+	open := mustSet(t, "version: agentgov/v1\nname: open\ndefault: allow\n")
+	log, _ := openAudit(t)
+	for name, eng := range map[string]*govern.Engine{"library": govern.New(open), "audited": govern.New(open, govern.WithAudit(log))} {
+		for _, c := range []struct {
+			a     action.Action
+			field string
+		}{
+			{action.Action{}, "agent.id"},
+			{action.Action{Agent: action.Agent{ID: "a1"}}, "tool.name"},
+			{action.Action{Agent: action.Agent{ID: "a1"}, Point: action.PostToolCall, Content: "result"}, "tool.name"},
+			{action.Action{Agent: action.Agent{ID: "a1"}, Point: action.PreModelCall, Content: "hi"}, "model"},
+			{action.Action{Agent: action.Agent{ID: "a1"}, Point: action.Output}, "content"},
+		} {
+			d, err := eng.Decide(context.Background(), c.a)
+			var fe *action.FieldError
+			if !errors.As(err, &fe) || fe.Field != c.field {
+				t.Errorf("%s: %+v: error %v, want one naming %s", name, c.a, err, c.field)
+			}
+			if d.Effect != action.Deny || len(d.Reasons) != 1 || !strings.Contains(d.Reasons[0], c.field) {
+				t.Errorf("%s: %+v: decision %+v, want a deny naming %s", name, c.a, d, c.field)
+			}
+		}
+	}
+}
+
+// A rate limit keyed by session counts each agent's session apart: another
+// agent using the same session id cannot use up this one's allowance.
+func TestSessionRateLimitsAreCountedPerAgent(t *testing.T) {
+	eng := govern.New(mustSet(t, `
+version: agentgov/v1
+name: rl
+default: allow
+rate_limits:
+  - {id: per-session, match: {tools: [x]}, limit: 2, per: 1m, key: session}
+`))
+	ctx := context.Background()
+	decide := func(agent string) action.Effect {
+		a := tool("x", nil)
+		a.Agent.ID, a.Session = agent, "s-1"
+		d, _ := eng.Decide(ctx, a)
+		return d.Effect
+	}
+	for range 2 {
+		if decide("a2") != action.Allow {
+			t.Fatal("a2 within its limit")
+		}
+	}
+	if decide("a2") != action.Deny {
+		t.Fatal("a2 over its limit")
+	}
+	if decide("a1") != action.Allow {
+		t.Fatal("a2's calls in its s-1 used up a1's s-1")
+	}
+}

@@ -18,9 +18,12 @@ type limiter struct {
 	sweepAt time.Time
 }
 
+// limitKey names one counter. Session ids are per agent, so a limit keyed
+// by session counts each agent's session apart: agent is set for it alone.
 type limitKey struct {
-	id  string
-	key string
+	id    string
+	key   string
+	agent string
 }
 
 type window struct {
@@ -67,7 +70,10 @@ func (l *limiter) admit(limits []*policy.RateLimitRef, a *action.Action, now tim
 		if !rl.Applies(a) {
 			continue
 		}
-		k := limitKey{rl.ID, keyOf(rl.RateLimit, a)}
+		k := limitKey{id: rl.ID, key: keyOf(rl.RateLimit, a)}
+		if rl.Key == "session" {
+			k.agent = a.Agent.ID
+		}
 		w := l.windows[k]
 		if w == nil {
 			w = &window{start: now, per: time.Duration(rl.Per)}

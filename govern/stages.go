@@ -11,10 +11,11 @@ import (
 
 // KillSwitch stops actions in a scope; *killswitch.Switchboard is one. The
 // engine engages it itself for policy "isolate" responses and budget kill
-// thresholds.
+// thresholds, and for operators through EngageKill and ReleaseKill.
 type KillSwitch interface {
 	Check(a *action.Action) (killswitch.Switch, bool)
-	Engage(ctx context.Context, s killswitch.Switch) (killswitch.Switch, error)
+	Engage(ctx context.Context, s killswitch.Switch, records ...killswitch.Record) (killswitch.Switch, error)
+	Release(ctx context.Context, id, by string, records ...killswitch.Record) (killswitch.Switch, error)
 }
 
 // WithKillSwitch checks kill switches first of all.
@@ -29,13 +30,14 @@ func (e *Engine) killCheck(a *action.Action) (string, bool) {
 }
 
 // respond carries out a deny's automatic responses: "isolate" engages a kill
-// switch on the agent, "notify" raises a notice.
+// switch on the agent, "notify" raises a notice. The decision is a deny
+// whether or not the switch could be engaged.
 func (e *Engine) respond(ctx context.Context, a *action.Action, d *action.Decision, responses []string) {
 	for _, r := range responses {
 		switch r {
 		case "isolate":
 			if e.kill != nil && a.Agent.ID != "" {
-				e.engage(ctx, d, killswitch.Switch{
+				_ = e.engage(ctx, d, killswitch.Switch{
 					Scope: killswitch.Agent, Target: a.Agent.ID, By: "policy",
 					Reason: "isolated after " + string(d.Severity) + " severity deny " + d.ID.String() + ": " + strings.Join(d.Rules, ", "),
 				})
@@ -48,14 +50,14 @@ func (e *Engine) respond(ctx context.Context, a *action.Action, d *action.Decisi
 
 // isolateScope engages a kill switch on a budget's scope when its kill
 // threshold is crossed.
-func (e *Engine) isolateScope(ctx context.Context, a *action.Action, d *action.Decision, sc budget.Scope) {
+func (e *Engine) isolateScope(ctx context.Context, d *action.Decision, sc budget.Scope) error {
 	if e.kill == nil {
-		return
+		return nil
 	}
 	sw := killswitch.Switch{By: "budget", Reason: "budget kill threshold crossed by decision " + d.ID.String()}
 	switch {
 	case sc.Session != "":
-		sw.Scope, sw.Target = killswitch.Session, sc.Session
+		sw.Scope, sw.Target, sw.Agent = killswitch.Session, sc.Session, sc.Agent
 	case sc.Agent != "":
 		sw.Scope, sw.Target = killswitch.Agent, sc.Agent
 	case sc.User != "":
@@ -67,19 +69,18 @@ func (e *Engine) isolateScope(ctx context.Context, a *action.Action, d *action.D
 	default:
 		sw.Scope = killswitch.System
 	}
-	e.engage(ctx, d, sw)
+	return e.engage(ctx, d, sw)
 }
 
-func (e *Engine) engage(ctx context.Context, d *action.Decision, sw killswitch.Switch) {
-	got, err := e.kill.Engage(ctx, sw)
-	if err != nil {
-		e.emit(ctx, Notice{Kind: "kill", Decision: d.ID, Message: "could not engage kill switch: " + err.Error()})
-		return
+// engage engages a switch for decision d, through the audited change: a
+// switch that cannot be recorded is not engaged, and the notice says so.
+func (e *Engine) engage(ctx context.Context, d *action.Decision, sw killswitch.Switch) error {
+	if _, err := e.engageKill(ctx, sw, d.ID.String()); err != nil {
+		e.emit(ctx, Notice{Kind: "kill_failed", Decision: d.ID, Message: "could not engage kill switch: " + err.Error(),
+			Fields: map[string]any{"scope": string(sw.Scope), "target": sw.Target, "by": sw.By}})
+		return err
 	}
-	if e.audit != nil {
-		_, _ = e.audit.Append(context.WithoutCancel(ctx), "kill", map[string]any{"event": "engage", "switch": got, "decision": d.ID})
-	}
-	e.emit(ctx, Notice{Kind: "kill", Decision: d.ID, Agent: sw.Target, Message: got.DenyReason()})
+	return nil
 }
 
 // redact returns a copy of a whose fields named by redact obligations are

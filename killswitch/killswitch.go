@@ -27,15 +27,19 @@ type Scope string
 const (
 	System    Scope = "system"    // every action; target is empty
 	Agent     Scope = "agent"     // target is an agent id
-	Session   Scope = "session"   // target is a session id
+	Session   Scope = "session"   // target is a session id, of the agent named by Switch.Agent
 	Principal Scope = "principal" // target is "user:NAME", "team:NAME" or "org:NAME"
 )
 
 // Switch is one engaged (or formerly engaged) kill switch.
 type Switch struct {
-	ID         string    `json:"id"`
-	Scope      Scope     `json:"scope"`
-	Target     string    `json:"target,omitempty"`
+	ID     string `json:"id"`
+	Scope  Scope  `json:"scope"`
+	Target string `json:"target,omitempty"`
+	// Agent is the agent whose session a session switch stops: session ids
+	// are per agent. A session switch stored before they were, without
+	// one, stops that session id for every agent.
+	Agent      string    `json:"agent,omitempty"`
 	Reason     string    `json:"reason"`
 	By         string    `json:"by"`
 	EngagedAt  time.Time `json:"engaged_at"`
@@ -48,8 +52,11 @@ func (s Switch) Engaged() bool { return s.ReleasedAt.IsZero() }
 
 // DenyReason is the reason a decision stopped by s gives to the caller.
 func (s Switch) DenyReason() string {
-	if s.Scope == System {
+	switch {
+	case s.Scope == System:
 		return "kill switch " + s.ID + " (system): " + s.Reason
+	case s.Scope == Session && s.Agent != "":
+		return "kill switch " + s.ID + " (session " + s.Target + " of agent " + s.Agent + "): " + s.Reason
 	}
 	return "kill switch " + s.ID + " (" + string(s.Scope) + " " + s.Target + "): " + s.Reason
 }
@@ -78,6 +85,31 @@ type Store interface {
 	ListSwitches(ctx context.Context, includeReleased bool) ([]Switch, error)
 }
 
+// Change is the audit record of engaging or releasing a switch: the switch
+// as the change leaves it.
+type Change struct {
+	Event  string `json:"event"` // "engage" or "release"
+	Switch Switch `json:"switch"`
+}
+
+// Record writes a change to the audit log before it is made: it is given
+// everything the change will write, and an error from it stops the change.
+// The engine supplies it (govern.Engine.EngageKill and ReleaseKill); a nil
+// Record records nothing.
+type Record func(ctx context.Context, c Change) error
+
+func record(ctx context.Context, rs []Record, c Change) error {
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		if err := r(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MaxTargetLen and MaxReasonLen bound what an operator can store.
 const (
 	MaxTargetLen = 256
@@ -90,7 +122,9 @@ type snapshot struct {
 	n        int
 	system   *Switch
 	agents   map[string]*Switch
-	sessions map[string]*Switch
+	sessions map[sessionKey]*Switch // by agent and session; agent "" for every agent
+	// anyAgent is set when a session switch without an agent is engaged.
+	anyAgent bool
 	users    map[string]*Switch
 	teams    map[string]*Switch
 	orgs     map[string]*Switch
@@ -144,8 +178,15 @@ func (b *Switchboard) Check(a *action.Action) (Switch, bool) {
 	if sw := lookup(s.agents, a.Agent.ID); sw != nil {
 		return *sw, true
 	}
-	if sw := lookup(s.sessions, a.Session); sw != nil {
-		return *sw, true
+	if a.Session != "" && len(s.sessions) > 0 {
+		if sw := s.sessions[sessionKey{a.Agent.ID, a.Session}]; sw != nil {
+			return *sw, true
+		}
+		if s.anyAgent {
+			if sw := s.sessions[sessionKey{"", a.Session}]; sw != nil {
+				return *sw, true
+			}
+		}
 	}
 	if sw := lookup(s.users, a.Principal.User); sw != nil {
 		return *sw, true
@@ -157,6 +198,10 @@ func (b *Switchboard) Check(a *action.Action) (Switch, bool) {
 		return *sw, true
 	}
 	return Switch{}, false
+}
+
+type sessionKey struct {
+	agent, session string
 }
 
 func lookup(m map[string]*Switch, key string) *Switch {
@@ -177,6 +222,9 @@ func (s Switch) Validate() error {
 		if s.Target == "" {
 			return fmt.Errorf("%w: scope %s needs a target (the %s id)", ErrInvalid, s.Scope, s.Scope)
 		}
+		if s.Scope == Session && s.Agent == "" {
+			return fmt.Errorf("%w: scope session needs the agent whose session it is (session ids are per agent)", ErrInvalid)
+		}
 	case Principal:
 		kind, name, ok := strings.Cut(s.Target, ":")
 		if !ok || name == "" || (kind != "user" && kind != "team" && kind != "org") {
@@ -184,6 +232,9 @@ func (s Switch) Validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: unknown scope %q (want system, agent, session or principal)", ErrInvalid, s.Scope)
+	}
+	if s.Scope != Session && s.Agent != "" {
+		return fmt.Errorf("%w: only scope session takes an agent (got %q for scope %s)", ErrInvalid, s.Agent, s.Scope)
 	}
 	if len(s.Target) > MaxTargetLen {
 		return fmt.Errorf("%w: target is longer than %d bytes", ErrInvalid, MaxTargetLen)
@@ -203,22 +254,27 @@ func (s Switch) Validate() error {
 // Engage stores and engages a switch with Scope, Target, Reason and By
 // taken from s; it stops the very next decision in its scope. Engaging a
 // scope and target that is already stopped returns the switch already
-// engaged, so repeated automatic responses do not pile up switches.
-func (b *Switchboard) Engage(ctx context.Context, s Switch) (Switch, error) {
-	s = Switch{Scope: s.Scope, Target: s.Target, Reason: s.Reason, By: s.By}
+// engaged, so repeated automatic responses do not pile up switches. Each
+// record given is called with the switch before it is stored; if one
+// fails, nothing is stored.
+func (b *Switchboard) Engage(ctx context.Context, s Switch, records ...Record) (Switch, error) {
+	s = Switch{Scope: s.Scope, Target: s.Target, Agent: s.Agent, Reason: s.Reason, By: s.By}
 	if err := s.Validate(); err != nil {
 		return Switch{}, fmt.Errorf("engage kill switch: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, a := range b.active {
-		if a.Scope == s.Scope && a.Target == s.Target {
+		if a.Scope == s.Scope && a.Target == s.Target && a.Agent == s.Agent {
 			return a, nil
 		}
 	}
 	now := b.clock().UTC()
 	s.ID = newID(now)
 	s.EngagedAt = now
+	if err := record(ctx, records, Change{Event: "engage", Switch: s}); err != nil {
+		return Switch{}, fmt.Errorf("engage kill switch: %w", err)
+	}
 	if err := b.st.InsertSwitch(ctx, s); err != nil {
 		return Switch{}, fmt.Errorf("engage kill switch: %w", err)
 	}
@@ -227,30 +283,40 @@ func (b *Switchboard) Engage(ctx context.Context, s Switch) (Switch, error) {
 	return s, nil
 }
 
-// Release lifts a switch. Who may release is for the caller to enforce (an
-// admin only); by is recorded.
-func (b *Switchboard) Release(ctx context.Context, id, by string) error {
+// Release lifts a switch and returns it as released. Who may release is
+// for the caller to enforce (an admin only); by is recorded. Each record
+// given is called with the released switch before it is stored; if one
+// fails, the switch stays engaged.
+func (b *Switchboard) Release(ctx context.Context, id, by string, records ...Record) (Switch, error) {
 	if id == "" {
-		return fmt.Errorf("release kill switch: %w: id is empty", ErrInvalid)
+		return Switch{}, fmt.Errorf("release kill switch: %w: id is empty", ErrInvalid)
 	}
 	if by == "" {
-		return fmt.Errorf("release kill switch %s: %w: who releases it (by) is required", id, ErrInvalid)
+		return Switch{}, fmt.Errorf("release kill switch %s: %w: who releases it (by) is required", id, ErrInvalid)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	changed, err := b.st.ReleaseSwitch(ctx, id, by, b.clock().UTC())
+	sw, err := b.st.GetSwitch(ctx, id)
 	if err != nil {
-		return fmt.Errorf("release kill switch %s: %w", id, err)
+		return Switch{}, fmt.Errorf("release kill switch %s: %w", id, err)
+	}
+	if !sw.Engaged() {
+		return Switch{}, fmt.Errorf("release kill switch %s: %w: it is already released", id, ErrConflict)
+	}
+	sw.ReleasedAt, sw.ReleasedBy = b.clock().UTC(), by
+	if err := record(ctx, records, Change{Event: "release", Switch: sw}); err != nil {
+		return Switch{}, fmt.Errorf("release kill switch %s: %w", id, err)
+	}
+	changed, err := b.st.ReleaseSwitch(ctx, id, by, sw.ReleasedAt)
+	if err != nil {
+		return Switch{}, fmt.Errorf("release kill switch %s: %w", id, err)
 	}
 	if !changed {
-		if _, err := b.st.GetSwitch(ctx, id); err != nil {
-			return fmt.Errorf("release kill switch %s: %w", id, err)
-		}
-		return fmt.Errorf("release kill switch %s: %w: it is already released", id, ErrConflict)
+		return Switch{}, fmt.Errorf("release kill switch %s: %w: it was released meanwhile", id, ErrConflict)
 	}
 	b.active = slices.DeleteFunc(b.active, func(s Switch) bool { return s.ID == id })
 	b.publish()
-	return nil
+	return sw, nil
 }
 
 // List returns the switches in the store, engaged ones first in the order
@@ -266,7 +332,6 @@ func (b *Switchboard) List(ctx context.Context, includeReleased bool) ([]Switch,
 // publish builds a new snapshot from b.active. b.mu must be held.
 func (b *Switchboard) publish() {
 	s := &snapshot{n: len(b.active)}
-	maps := map[Scope]*map[string]*Switch{Agent: &s.agents, Session: &s.sessions}
 	for i := range b.active {
 		sw := b.active[i]
 		p := &sw
@@ -278,6 +343,18 @@ func (b *Switchboard) publish() {
 				s.system = p
 			}
 			continue
+		case Session:
+			if s.sessions == nil {
+				s.sessions = make(map[sessionKey]*Switch)
+			}
+			k := sessionKey{sw.Agent, sw.Target}
+			if _, dup := s.sessions[k]; !dup {
+				s.sessions[k] = p
+			}
+			s.anyAgent = s.anyAgent || sw.Agent == ""
+			continue
+		case Agent:
+			m = &s.agents
 		case Principal:
 			kind, name, _ := strings.Cut(sw.Target, ":")
 			key = name
@@ -289,8 +366,6 @@ func (b *Switchboard) publish() {
 			case "org":
 				m = &s.orgs
 			}
-		default:
-			m = maps[sw.Scope]
 		}
 		if m == nil {
 			// A scope this version does not know: stop everything rather

@@ -56,14 +56,14 @@ func bob() *action.Action {
 
 func TestEachScopeStopsItsTargetOnly(t *testing.T) {
 	cases := []struct {
-		scope  killswitch.Scope
-		target string
+		scope         killswitch.Scope
+		target, agent string
 	}{
-		{killswitch.Agent, "researcher-1"},
-		{killswitch.Session, "s-42"},
-		{killswitch.Principal, "user:alice"},
-		{killswitch.Principal, "team:search"},
-		{killswitch.Principal, "org:acme"},
+		{killswitch.Agent, "researcher-1", ""},
+		{killswitch.Session, "s-42", "researcher-1"},
+		{killswitch.Principal, "user:alice", ""},
+		{killswitch.Principal, "team:search", ""},
+		{killswitch.Principal, "org:acme", ""},
 	}
 	for _, c := range cases {
 		t.Run(string(c.scope)+"_"+c.target, func(t *testing.T) {
@@ -71,7 +71,7 @@ func TestEachScopeStopsItsTargetOnly(t *testing.T) {
 			if _, ok := b.Check(alice()); ok {
 				t.Fatal("stopped before any switch was engaged")
 			}
-			sw, err := b.Engage(context.Background(), killswitch.Switch{Scope: c.scope, Target: c.target, Reason: "runaway", By: "ops"})
+			sw, err := b.Engage(context.Background(), killswitch.Switch{Scope: c.scope, Target: c.target, Agent: c.agent, Reason: "runaway", By: "ops"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,6 +83,9 @@ func TestEachScopeStopsItsTargetOnly(t *testing.T) {
 				t.Fatalf("the very next check was not stopped: %+v %v", got, ok)
 			}
 			want := "kill switch " + sw.ID + " (" + string(c.scope) + " " + c.target + "): runaway"
+			if c.agent != "" {
+				want = "kill switch " + sw.ID + " (session " + c.target + " of agent " + c.agent + "): runaway"
+			}
 			if got.DenyReason() != want {
 				t.Fatalf("reason %q, want %q", got.DenyReason(), want)
 			}
@@ -114,23 +117,23 @@ func TestReleaseLiftsTheSwitch(t *testing.T) {
 	b := newBoard(t, openDB(t, t.TempDir()))
 	agent, _ := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Agent, Target: "researcher-1", Reason: "r", By: "ops"})
 	org, _ := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Principal, Target: "org:acme", Reason: "r", By: "ops"})
-	if err := b.Release(ctx, agent.ID, "admin"); err != nil {
+	if _, err := b.Release(ctx, agent.ID, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	// The org switch still holds.
 	if got, ok := b.Check(alice()); !ok || got.ID != org.ID {
 		t.Fatalf("after releasing the agent switch: %+v %v", got, ok)
 	}
-	if err := b.Release(ctx, org.ID, "admin"); err != nil {
+	if _, err := b.Release(ctx, org.ID, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok := b.Check(alice()); ok {
 		t.Fatalf("still stopped by %+v", got)
 	}
-	if err := b.Release(ctx, org.ID, "admin"); !errors.Is(err, killswitch.ErrConflict) {
+	if _, err := b.Release(ctx, org.ID, "admin"); !errors.Is(err, killswitch.ErrConflict) {
 		t.Fatalf("second release: err = %v, want ErrConflict", err)
 	}
-	if err := b.Release(ctx, "kill_nope", "admin"); !errors.Is(err, killswitch.ErrNotFound) {
+	if _, err := b.Release(ctx, "kill_nope", "admin"); !errors.Is(err, killswitch.ErrNotFound) {
 		t.Fatalf("unknown id: err = %v, want ErrNotFound", err)
 	}
 	all, err := b.List(ctx, true)
@@ -155,9 +158,9 @@ func TestSwitchesSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBoard(t, db)
-	kept, _ := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Session, Target: "s-42", Reason: "loop", By: "ops"})
+	kept, _ := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Session, Target: "s-42", Agent: "researcher-1", Reason: "loop", By: "ops"})
 	gone, _ := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Agent, Target: "writer-2", Reason: "loop", By: "ops"})
-	if err := b.Release(ctx, gone.ID, "admin"); err != nil {
+	if _, err := b.Release(ctx, gone.ID, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -191,7 +194,9 @@ func TestInvalidSwitchesChangeNothing(t *testing.T) {
 		"unknown scope":          {Scope: "planet", Target: "earth", Reason: "r", By: "ops"},
 		"system with target":     {Scope: killswitch.System, Target: "x", Reason: "r", By: "ops"},
 		"agent without target":   {Scope: killswitch.Agent, Reason: "r", By: "ops"},
-		"session without target": {Scope: killswitch.Session, Reason: "r", By: "ops"},
+		"session without target": {Scope: killswitch.Session, Agent: "a", Reason: "r", By: "ops"},
+		"session without agent":  {Scope: killswitch.Session, Target: "s-42", Reason: "r", By: "ops"},
+		"agent with an agent":    {Scope: killswitch.Agent, Target: "a", Agent: "a", Reason: "r", By: "ops"},
 		"principal without kind": {Scope: killswitch.Principal, Target: "alice", Reason: "r", By: "ops"},
 		"principal unknown kind": {Scope: killswitch.Principal, Target: "group:x", Reason: "r", By: "ops"},
 		"principal empty name":   {Scope: killswitch.Principal, Target: "user:", Reason: "r", By: "ops"},
@@ -249,11 +254,74 @@ func TestStoreFailuresChangeNothing(t *testing.T) {
 		t.Fatalf("a switch that was not stored is engaged: %+v", got)
 	}
 	// A release that was not stored leaves the switch engaged: fail closed.
-	if err := b.Release(ctx, sw.ID, "admin"); err == nil {
+	if _, err := b.Release(ctx, sw.ID, "admin"); err == nil {
 		t.Fatal("release with a failing store succeeded")
 	}
 	if _, ok := b.Check(alice()); !ok {
 		t.Fatal("a release that was not stored lifted the switch")
+	}
+}
+
+// A change is recorded, whole, before it is made; one that cannot be
+// recorded is not made.
+func TestChangesAreRecordedBeforeTheyAreMade(t *testing.T) {
+	ctx := context.Background()
+	b := newBoard(t, openDB(t, t.TempDir()))
+	down := func(context.Context, killswitch.Change) error { return errors.New("audit log down") }
+	if _, err := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Agent, Target: "researcher-1", Reason: "r", By: "ops"}, down); err == nil {
+		t.Fatal("engaged without a record")
+	}
+	if _, ok := b.Check(alice()); ok {
+		t.Fatal("a switch that was not recorded is engaged")
+	}
+	if l, _ := b.List(ctx, true); len(l) != 0 {
+		t.Fatalf("stored although not recorded: %+v", l)
+	}
+	var got []killswitch.Change
+	rec := func(_ context.Context, c killswitch.Change) error { got = append(got, c); return nil }
+	sw, err := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Agent, Target: "researcher-1", Reason: "r", By: "ops"}, rec)
+	if err != nil || len(got) != 1 || got[0].Event != "engage" || got[0].Switch != sw || sw.ID == "" || sw.EngagedAt.IsZero() {
+		t.Fatalf("engage recorded %+v for %+v (%v)", got, sw, err)
+	}
+	if _, err := b.Release(ctx, sw.ID, "admin", down); err == nil {
+		t.Fatal("released without a record")
+	}
+	if _, ok := b.Check(alice()); !ok {
+		t.Fatal("a release that was not recorded lifted the switch")
+	}
+	rel, err := b.Release(ctx, sw.ID, "admin", rec)
+	if err != nil || len(got) != 2 || got[1].Event != "release" || got[1].Switch != rel || rel.ReleasedBy != "admin" || rel.ReleasedAt.IsZero() {
+		t.Fatalf("release recorded %+v for %+v (%v)", got, rel, err)
+	}
+}
+
+// Session ids are per agent: a switch on one agent's session leaves another
+// agent's session of the same id alone. A session switch stored before
+// they were, with no agent, stops that id for every agent.
+func TestSessionSwitchStopsOneAgentsSessionOnly(t *testing.T) {
+	ctx := context.Background()
+	b := newBoard(t, openDB(t, t.TempDir()))
+	if _, err := b.Engage(ctx, killswitch.Switch{Scope: killswitch.Session, Target: "s-42", Agent: "writer-2", Reason: "loop", By: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := b.Check(alice()); ok {
+		t.Fatalf("researcher-1's s-42 was stopped by writer-2's switch: %+v", got)
+	}
+	w := bob()
+	w.Session = "s-42"
+	if _, ok := b.Check(w); !ok {
+		t.Fatal("writer-2's s-42 runs")
+	}
+
+	st := openDB(t, t.TempDir())
+	if err := st.InsertSwitch(ctx, killswitch.Switch{ID: "kill_old", Scope: killswitch.Session, Target: "s-42", Reason: "old", By: "ops", EngagedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	legacy := newBoard(t, st)
+	for _, a := range []*action.Action{alice(), w} {
+		if got, ok := legacy.Check(a); !ok || got.ID != "kill_old" {
+			t.Fatalf("a switch without an agent did not stop %s: %+v", a.Agent.ID, got)
+		}
 	}
 }
 
@@ -269,7 +337,7 @@ func TestReloadSeesOtherReplicas(t *testing.T) {
 	if got, ok := b.Check(alice()); !ok || got.ID != sw.ID {
 		t.Fatalf("replica b did not pick up the switch: %+v %v", got, ok)
 	}
-	if err := b.Release(ctx, sw.ID, "admin"); err != nil {
+	if _, err := b.Release(ctx, sw.ID, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Reload(ctx); err != nil {
@@ -305,7 +373,7 @@ func BenchmarkCheck(b *testing.B) {
 		for _, sw := range []killswitch.Switch{
 			{Scope: killswitch.Agent, Target: "writer-2"},
 			{Scope: killswitch.Agent, Target: "writer-3"},
-			{Scope: killswitch.Session, Target: "s-7"},
+			{Scope: killswitch.Session, Target: "s-7", Agent: "writer-2"},
 			{Scope: killswitch.Principal, Target: "org:globex"},
 			{Scope: killswitch.Principal, Target: "user:bob"},
 		} {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/agentgov/agentgov/errcode"
 )
 
 // modelObject is OpenAI's model object.
@@ -16,15 +18,26 @@ type modelObject struct {
 }
 
 // openAIModels are the catalogue models callable at /llm/v1: OpenAI's own
-// and Google's (through Gemini's OpenAI-compatible endpoint).
+// and Google's (through Gemini's OpenAI-compatible endpoint), of providers
+// this proxy has a key for. A model listed is one a call can reach.
 func (p *proxy) openAIModels() []modelObject {
-	var out []modelObject
+	out := []modelObject{}
 	for _, m := range p.cat.Models() {
-		if m.Provider == "openai" || m.Provider == "google" {
+		if p.callable(m.Provider) {
 			out = append(out, modelObject{ID: m.Name, Object: "model", OwnedBy: m.Provider})
 		}
 	}
 	return out
+}
+
+// callable says whether models of provider are served at /llm/v1: by an
+// upstream that has its key.
+func (p *proxy) callable(provider string) bool {
+	if provider != "openai" && provider != "google" {
+		return false
+	}
+	up := p.upstreams[provider]
+	return up != nil && up.missing == ""
 }
 
 func (p *proxy) listModels(w http.ResponseWriter, r *http.Request) {
@@ -42,8 +55,12 @@ func (p *proxy) getModel(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	m, ok := p.cat.Lookup(name)
-	if !ok || (m.Provider != "openai" && m.Provider != "google") {
-		writeError(w, openAI, &failure{code: codeNotFound, param: "model", msg: fmt.Sprintf("model %q is not in the model catalogue", name)})
+	switch {
+	case !ok || (m.Provider != "openai" && m.Provider != "google"):
+		writeError(w, openAI, &failure{Code: errcode.NotFound, Param: "model", Message: fmt.Sprintf("model %q is not in the model catalogue of /llm/v1", name)})
+		return
+	case !p.callable(m.Provider):
+		writeError(w, openAI, &failure{Code: errcode.NotFound, Param: "model", Message: fmt.Sprintf("model %q is not served here: %s", name, p.upstreams[m.Provider].missing)})
 		return
 	}
 	writeJSON(w, modelObject{ID: m.Name, Object: "model", OwnedBy: m.Provider})
@@ -54,11 +71,11 @@ func (p *proxy) getModel(w http.ResponseWriter, r *http.Request, name string) {
 func (p *proxy) getAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		writeError(w, openAI, &failure{code: codeMethod, msg: fmt.Sprintf("%s takes GET, not %s", r.URL.Path, r.Method)})
+		writeError(w, openAI, fail(errcode.MethodNotAllowed, fmt.Sprintf("%s takes GET, not %s", r.URL.Path, r.Method)))
 		return false
 	}
 	if _, _, err := p.identify(r); err != nil {
-		writeError(w, openAI, &failure{code: codeUnauthorized, msg: "use your agentgov agent token as the API key: " + err.Error()})
+		writeError(w, openAI, identifyFailure(err))
 		return false
 	}
 	return true

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/agentgov/agentgov/errcode"
 )
 
 // dialect is the wire format a caller speaks, and so the shape its errors
@@ -15,106 +17,25 @@ const (
 	anthropic
 )
 
-// code classifies a refusal. This file is the one place that turns a code into
-// an HTTP status and each provider's error type.
-type code string
+// failure is a refusal answered by the proxy itself. Its code is one of
+// package errcode's, which says what it becomes in each provider's shape;
+// Param names the request field at fault, for OpenAI's error.param.
+type failure = errcode.Error
 
-const (
-	codeBadRequest     code = "invalid_request"
-	codeTooLarge       code = "request_too_large"
-	codeUnauthorized   code = "unauthenticated"
-	codeNotFound       code = "not_found"
-	codeMethod         code = "method_not_allowed"
-	codePolicyDenied   code = "policy_denied"
-	codeApproval       code = "approval_required"
-	codeModelDenied    code = "model_not_allowed"
-	codeBudget         code = "budget_exceeded"
-	codeRateLimited    code = "rate_limited"
-	codeDecisionFailed code = "decision_failed"
-	codeUnreachable    code = "upstream_unreachable"
-	codeNoUpstream     code = "upstream_not_configured"
-)
-
-func (c code) status() int {
-	switch c {
-	case codeBadRequest:
-		return http.StatusBadRequest
-	case codeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case codeUnauthorized:
-		return http.StatusUnauthorized
-	case codeNotFound:
-		return http.StatusNotFound
-	case codeMethod:
-		return http.StatusMethodNotAllowed
-	case codePolicyDenied, codeApproval, codeModelDenied:
-		return http.StatusForbidden
-	case codeBudget, codeRateLimited:
-		return http.StatusTooManyRequests
-	case codeUnreachable:
-		return http.StatusBadGateway
-	case codeNoUpstream:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// openAIType is the error.type OpenAI itself uses for the class.
-func (c code) openAIType() string {
-	switch c {
-	case codeBadRequest, codeTooLarge, codeNotFound, codeMethod, codeUnauthorized:
-		return "invalid_request_error"
-	case codePolicyDenied, codeApproval, codeModelDenied:
-		return "permission_error"
-	case codeBudget:
-		return "insufficient_quota"
-	case codeRateLimited:
-		return "rate_limit_error"
-	}
-	return "server_error"
-}
-
-// anthropicType is the error.type of the Anthropic API for the class.
-func (c code) anthropicType() string {
-	switch c {
-	case codeBadRequest, codeMethod:
-		return "invalid_request_error"
-	case codeTooLarge:
-		return "request_too_large"
-	case codeUnauthorized:
-		return "authentication_error"
-	case codeNotFound:
-		return "not_found_error"
-	case codePolicyDenied, codeApproval, codeModelDenied:
-		return "permission_error"
-	case codeBudget, codeRateLimited:
-		return "rate_limit_error"
-	}
-	return "api_error"
-}
-
-// retryable says whether an SDK should retry by itself. A governance refusal
-// will be the same a second later, so SDKs are told not to (x-should-retry),
-// which also spares a budget the retries.
-func (c code) retryable() bool {
-	switch c {
-	case codeDecisionFailed, codeUnreachable, codeNoUpstream:
-		return true
-	}
-	return false
-}
-
-// failure is a refusal answered by the proxy itself.
-type failure struct {
-	code  code
-	msg   string
-	param string // the request field at fault, for OpenAI's error.param
-}
-
-func (f *failure) Error() string { return string(f.code) + ": " + f.msg }
+func fail(code errcode.Code, msg string) *failure { return &failure{Code: code, Message: msg} }
 
 func badRequest(param, msg string) *failure {
-	return &failure{code: codeBadRequest, param: param, msg: msg}
+	return &failure{Code: errcode.BadRequest, Param: param, Message: msg}
+}
+
+// identifyFailure is the refusal of a caller whose credential Identify
+// refused: 403 for a known token that is not an agent's, else 401.
+func identifyFailure(err error) *failure {
+	code, msg := errcode.Unauthorized, err.Error()
+	if e, ok := errcode.As(err); ok {
+		code, msg = e.Code, e.Message
+	}
+	return fail(code, "use your agentgov agent token as the API key: "+msg)
 }
 
 type openAIError struct {
@@ -134,29 +55,33 @@ type anthropicError struct {
 	} `json:"error"`
 }
 
+// writeError answers f in the caller's dialect, with the status and error
+// type package errcode gives its code, and x-should-retry, so that SDKs do
+// not retry a refusal by themselves (which would also spend a budget).
 func writeError(w http.ResponseWriter, d dialect, f *failure) {
 	var body []byte
 	switch d {
 	case anthropic:
 		var e anthropicError
 		e.Type = "error"
-		e.Error.Type = f.code.anthropicType()
-		e.Error.Message = f.msg
+		e.Error.Type = f.Code.AnthropicType()
+		e.Error.Message = f.Message
 		body, _ = json.Marshal(e)
 	default:
 		var e openAIError
-		e.Error.Message = f.msg
-		e.Error.Type = f.code.openAIType()
-		e.Error.Code = string(f.code)
-		if f.param != "" {
-			e.Error.Param = &f.param
+		e.Error.Message = f.Message
+		e.Error.Type = f.Code.OpenAIType()
+		e.Error.Code = string(f.Code)
+		if f.Param != "" {
+			e.Error.Param = &f.Param
 		}
 		body, _ = json.Marshal(e)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Should-Retry", strconv.FormatBool(f.code.retryable()))
-	w.WriteHeader(f.code.status())
+	h.Set("X-Should-Retry", strconv.FormatBool(f.Code.Retryable()))
+	h.Set(errcode.Header, string(f.Code))
+	w.WriteHeader(f.Code.Status())
 	w.Write(body)
 }

@@ -8,94 +8,122 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/calltrace"
+	"github.com/agentgov/agentgov/errcode"
 	"github.com/agentgov/agentgov/models"
+	"github.com/agentgov/agentgov/provenance"
 )
 
 // post decides, forwards and settles one model call.
 func (p *proxy) post(w http.ResponseWriter, r *http.Request, d dialect, parse parser) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, d, &failure{code: codeMethod, msg: fmt.Sprintf("%s takes POST, not %s", r.URL.Path, r.Method)})
+		writeError(w, d, fail(errcode.MethodNotAllowed, fmt.Sprintf("%s takes POST, not %s", r.URL.Path, r.Method)))
 		return
 	}
 	agent, principal, err := p.identify(r)
 	if err != nil {
-		writeError(w, d, &failure{code: codeUnauthorized, msg: "use your agentgov agent token as the API key: " + err.Error()})
+		writeError(w, d, identifyFailure(err))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, d, &failure{code: codeTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", p.maxBody)})
-			return
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, d, fail(errcode.TooLarge, fmt.Sprintf("request body is larger than %d bytes", p.maxBody)))
+		case errors.As(err, &netErr) && netErr.Timeout():
+			writeError(w, d, fail(errcode.Timeout, "the request body did not arrive in time"))
+		default:
+			writeError(w, d, badRequest("", "cannot read the request body: "+err.Error()))
 		}
-		writeError(w, d, badRequest("", "cannot read the request body: "+err.Error()))
 		return
 	}
-	c, f := parse(body, p.defOut)
+	c, f := parse(body)
 	if f != nil {
 		writeError(w, d, f)
 		return
 	}
 	m, err := p.cat.Resolve(c.model)
 	if err != nil {
-		writeError(w, d, &failure{code: codeModelDenied, param: "model", msg: fmt.Sprintf("model %q is not in the model catalogue, and unknown models are denied", c.model)})
+		p.refuseUndecided(w, r, d, agent, principal, c.model, &failure{Code: errcode.ModelNotAllowed, Param: "model", Message: fmt.Sprintf("model %q is not in the model catalogue, and unknown models are denied", c.model)})
 		return
 	}
 	up, f := p.route(d, m)
 	if f != nil {
-		writeError(w, d, f)
+		p.refuseUndecided(w, r, d, agent, principal, c.model, f)
 		return
+	}
+	c.capOutput(m, p.defOut)
+	conv := readConversation(c.obj)
+	sessionID := r.Header.Get(HeaderSession)
+	if sessionID == "" {
+		sessionID = conv.session()
 	}
 	a := action.Action{
 		Agent:       agent,
 		Principal:   principal,
-		Session:     r.Header.Get(HeaderSession),
+		Session:     sessionID,
 		Point:       action.PreModelCall,
 		Destination: up.host,
 		Model:       c.model,
 		Content:     c.content,
 		Estimate: action.Estimate{
-			Tokens:  c.inEst + c.outEst,
-			CostUSD: usd(m.Cost(c.inEst, c.outEst)),
+			Tokens:  satAdd(c.inEst, c.outEst()),
+			CostUSD: usd(m.Cost(c.inEst, c.outEst())),
 		},
 		ApprovalID: r.Header.Get(HeaderApproval),
 	}
 	start := p.now()
-	dec, err := p.d.Decide(r.Context(), a)
+	ctx := provenance.WithSegments(action.WithEnforcer(r.Context(), "model_proxy"), conv.segments)
+	var span calltrace.Span
+	if p.tracer != nil {
+		ctx, span = p.startSpan(ctx, r, c, up)
+	}
+	dec, err := p.d.Decide(ctx, a)
 	if err != nil {
+		endRefused(span, errcode.DecisionFailed, err.Error(), dec)
 		p.log.Error("model call not decided", "model", c.model, "agent", agent.ID, "err", err)
-		writeError(w, d, &failure{code: codeDecisionFailed, msg: "the call could not be decided, so it was not made: " + err.Error()})
+		writeError(w, d, fail(errcode.DecisionFailed, "the call could not be decided, so it was not made: "+err.Error()))
 		return
 	}
 	w.Header().Set(HeaderDecision, dec.ID.String())
 	if dec.Effect != action.Allow {
-		writeError(w, d, refusal(dec))
+		f := refusal(dec, c, m)
+		endRefused(span, f.Code, f.Message, dec)
+		writeError(w, d, f)
 		return
 	}
-	s := &settlement{p: p, ctx: r.Context(), id: dec.ID, model: m, call: c, start: start}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, up.base+c.path, bytes.NewReader(c.body))
+	s := &settlement{p: p, ctx: r.Context(), id: dec.ID, model: m, call: c, start: start, agent: agent.ID, provider: up.name, span: span}
+	if p.chaos != nil && p.injectFault(w, r, d, up, s, &a, dec) {
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, up.base+c.path, bytes.NewReader(c.body()))
 	if err != nil {
-		s.settle("error", "cannot build the upstream request: "+err.Error(), nil)
-		writeError(w, d, &failure{code: codeUnreachable, msg: "cannot build the upstream request"})
+		s.settle("error", "cannot build the upstream request: "+err.Error(), nil, "error")
+		writeError(w, d, fail(errcode.UpstreamUnreachable, "cannot build the upstream request"))
 		return
 	}
 	upstreamHeaders(req.Header, r.Header, up)
+	if span != nil {
+		req.Header.Set("Traceparent", span.TraceParent())
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {
-			s.settle("error", "caller went away before the upstream answered", nil)
+			s.settle("error", "caller went away before the upstream answered", nil, "cancelled")
 			return
 		}
-		s.settle("error", "upstream unreachable: "+err.Error(), nil)
-		writeError(w, d, &failure{code: codeUnreachable, msg: fmt.Sprintf("cannot reach the %s upstream (%s)", up.name, up.host)})
+		s.settle("error", "upstream unreachable: "+err.Error(), nil, "unreachable")
+		writeError(w, d, fail(errcode.UpstreamUnreachable, fmt.Sprintf("cannot reach the %s upstream (%s)", up.name, up.host)))
 		return
 	}
 	defer resp.Body.Close()
@@ -108,8 +136,9 @@ func (p *proxy) post(w http.ResponseWriter, r *http.Request, d dialect, parse pa
 
 // refusal turns a decision other than allow into the provider error the SDK
 // should raise: 429 when a budget or rate limit refused (the caller may wait),
-// 403 otherwise.
-func refusal(dec action.Decision) *failure {
+// 403 otherwise. A budget refusal says what the call would have reserved and
+// why, so that the caller can ask for less.
+func refusal(dec action.Decision, c *call, m models.Model) *failure {
 	reasons := strings.Join(dec.Reasons, "; ")
 	if dec.Effect == action.RequireApproval {
 		id := ""
@@ -120,21 +149,35 @@ func refusal(dec action.Decision) *failure {
 		if reasons != "" {
 			msg += " (" + reasons + ")"
 		}
-		return &failure{code: codeApproval, msg: msg}
+		return fail(errcode.ApprovalRequired, msg)
 	}
-	code := codePolicyDenied
-	for _, s := range append(append([]string(nil), dec.Rules...), dec.Reasons...) {
-		switch {
-		case strings.HasPrefix(s, "budget "):
-			code = codeBudget
-		case strings.HasPrefix(s, "rate limit ") && code != codeBudget:
-			code = codeRateLimited
-		}
-	}
+	code := dec.RefusalCode()
 	if reasons == "" {
 		reasons = "no policy allows this call"
 	}
-	return &failure{code: code, msg: "denied by agentgov: " + reasons}
+	msg := "denied by agentgov: " + reasons
+	if code == errcode.BudgetExceeded {
+		msg += "; " + c.reservation(m)
+	}
+	return fail(code, msg)
+}
+
+// reservation explains what a call reserves: its estimated input and the
+// output it may be billed for.
+func (c *call) reservation(m models.Model) string {
+	cost := strconv.FormatFloat(usd(m.Cost(c.inEst, c.outEst())), 'f', -1, 64)
+	if c.embedding {
+		return fmt.Sprintf("the call reserved $%s for %d input tokens (estimated from the request's size)", cost, c.inEst)
+	}
+	out := fmt.Sprintf("%d output tokens", c.outEst())
+	if c.answers > 1 {
+		out = fmt.Sprintf("%d output tokens (n=%d answers of %d)", c.outEst(), c.answers, c.outCap)
+	}
+	msg := fmt.Sprintf("the call reserved $%s for %s (%s) and %d input tokens (estimated from the request's size)", cost, out, c.capBy, c.inEst)
+	if c.callerCap {
+		return msg + "; lower " + strings.SplitN(c.capBy, " ", 2)[0] + " to reserve less"
+	}
+	return msg + "; set max_tokens to reserve less"
 }
 
 // route picks the upstream that serves m in dialect d.
@@ -144,7 +187,7 @@ func (p *proxy) route(d dialect, m models.Model) (*upstream, *failure) {
 	case d == anthropic && (m.Unknown || m.Provider == "anthropic"):
 		name = "anthropic"
 	case d == anthropic:
-		return nil, badRequest("model", fmt.Sprintf("model %q is a %s model: call it through /llm/v1/chat/completions", m.Name, m.Provider))
+		return nil, badRequest("model", fmt.Sprintf("model %q is served by %s: call it through /llm/v1/chat/completions", m.Name, m.Provider))
 	case m.Provider == "anthropic":
 		return nil, badRequest("model", fmt.Sprintf("model %q is an Anthropic model: call it through /llm/anthropic/v1/messages", m.Name))
 	case m.Provider == "google":
@@ -154,14 +197,14 @@ func (p *proxy) route(d dialect, m models.Model) (*upstream, *failure) {
 	}
 	up := p.upstreams[name]
 	if up.missing != "" {
-		return nil, &failure{code: codeNoUpstream, msg: up.missing}
+		return nil, fail(errcode.UpstreamUnconfigured, up.missing)
 	}
 	return up, nil
 }
 
 // forwarded lists the caller's headers that reach the upstream. Anything
 // else, above all Authorization and x-api-key, stays behind.
-var forwarded = []string{"Content-Type", "Accept", "Anthropic-Version", "Anthropic-Beta", "Openai-Beta", "Idempotency-Key"}
+var forwarded = []string{"Content-Type", "Accept", "Anthropic-Version", "Anthropic-Beta", "Openai-Beta", "Idempotency-Key", "Traceparent", "Tracestate"}
 
 func upstreamHeaders(dst, src http.Header, up *upstream) {
 	for _, k := range forwarded {
@@ -202,21 +245,30 @@ func copyResponseHeaders(dst, src http.Header) {
 // answer is written, so a caller that has its answer also sees its budget
 // charged on the next call.
 func (p *proxy) relayWhole(w http.ResponseWriter, resp *http.Response, d dialect, s *settlement) {
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(p.maxAnswer)+1))
 	if err != nil {
-		s.settle("error", "upstream answer cut short: "+err.Error(), nil)
-		writeError(w, d, &failure{code: codeUnreachable, msg: "the upstream answer was cut short"})
+		s.settle("error", "upstream answer cut short: "+err.Error(), nil, "cut_short")
+		writeError(w, d, fail(errcode.UpstreamUnreachable, "the upstream answer was cut short"))
+		return
+	}
+	if len(body) > p.maxAnswer {
+		// Charged the estimate: the provider may well bill what it wrote.
+		s.settle("error", fmt.Sprintf("upstream answer larger than %d bytes, not relayed", p.maxAnswer), nil, "too_large")
+		writeError(w, d, fail(errcode.UpstreamUnreachable, fmt.Sprintf("the upstream answer is larger than %d bytes, the most the proxy relays", p.maxAnswer)))
 		return
 	}
 	if resp.StatusCode/100 == 2 {
 		var doc struct {
 			Usage *usageFields `json:"usage"`
 		}
+		if s.span != nil {
+			s.respModel = responseModel(body, false)
+		}
 		if json.Unmarshal(body, &doc) == nil && doc.Usage != nil {
 			u := doc.Usage.tokens()
-			s.settle("ok", "", &u)
+			s.settle("ok", "", &u, "")
 		} else {
-			s.settle("ok", "", nil)
+			s.settle("ok", "", nil, "")
 		}
 	} else {
 		s.settleUpstreamError(resp.StatusCode)
@@ -258,11 +310,11 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 	finish := func() {
 		switch {
 		case upErr != "":
-			s.settle("error", upErr, usageIf(seen, u))
+			s.settle("error", upErr, usageIf(seen, u), "stream_error")
 		case !clientOK:
-			s.settle("error", "caller went away mid-stream", usageIf(seen, u))
+			s.settle("error", "caller went away mid-stream", usageIf(seen, u), "cancelled")
 		default:
-			s.settle("ok", "", usageIf(seen, u))
+			s.settle("ok", "", usageIf(seen, u), "")
 		}
 	}
 	handle := func(ev []byte) {
@@ -281,6 +333,9 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 				}
 				if json.Unmarshal(data, &chunk) == nil && chunk.Usage != nil {
 					u, seen = chunk.Usage.tokens(), true
+					if s.span != nil {
+						s.respModel = responseModel(data, false)
+					}
 					if !s.call.clientUsage && len(chunk.Choices) == 0 {
 						return // the usage chunk the proxy asked for, not the caller
 					}
@@ -293,6 +348,9 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 					Message struct {
 						Usage *usageFields `json:"usage"`
 					} `json:"message"`
+				}
+				if s.span != nil {
+					s.respModel = responseModel(data, true)
 				}
 				if json.Unmarshal(data, &e) == nil && e.Message.Usage != nil {
 					u.merge(e.Message.Usage.tokens())
@@ -319,6 +377,14 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 	}
 	for clientOK {
 		line, err := br.ReadSlice('\n')
+		if len(ev)+len(line) > p.maxEvent {
+			// An event this large is no model's: stop reading rather than
+			// hold it all in memory.
+			if upErr == "" {
+				upErr = fmt.Sprintf("upstream stream event larger than %d bytes, stream cut", p.maxEvent)
+			}
+			break
+		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			ev = append(ev, line...)
 			continue
@@ -397,13 +463,25 @@ func hasObject(data []byte, key string) bool {
 	}
 }
 
+// Bounds on what an upstream may send: a whole answer (the largest real
+// ones are embeddings of many inputs, a few tens of MiB) and one event of a
+// stream (a chunk of a few tokens, or a whole tool call).
+const (
+	maxAnswerBytes = 64 << 20
+	maxEventBytes  = 16 << 20
+)
+
 // usageFields is a provider's usage report; OpenAI and Anthropic name the
 // counts differently and one struct reads both.
 type usageFields struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
-	InputTokens      int64 `json:"input_tokens"`
-	OutputTokens     int64 `json:"output_tokens"`
+	// TotalTokens is OpenAI's sum. Some OpenAI-compatible providers
+	// (Gemini's) leave hidden reasoning out of completion_tokens but count
+	// it here, and bill it as output.
+	TotalTokens  int64 `json:"total_tokens"`
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
 	// Anthropic reports prompt caching apart from input_tokens.
 	CacheCreation int64 `json:"cache_creation_input_tokens"`
 	CacheRead     int64 `json:"cache_read_input_tokens"`
@@ -412,10 +490,13 @@ type usageFields struct {
 type tokens struct{ in, out int64 }
 
 func (u *usageFields) tokens() tokens {
-	return tokens{
+	t := tokens{
 		in:  max(0, u.PromptTokens) + max(0, u.InputTokens) + max(0, u.CacheCreation) + max(0, u.CacheRead),
 		out: max(0, u.CompletionTokens) + max(0, u.OutputTokens),
 	}
+	// Whatever the total holds beyond the prompt was written, so billed.
+	t.out = max(t.out, u.TotalTokens-t.in)
+	return t
 }
 
 // merge folds in a later Anthropic stream report: counts there are
@@ -427,22 +508,30 @@ func (t *tokens) merge(o tokens) {
 
 // settlement records the outcome of one allowed call, exactly once.
 type settlement struct {
-	p     *proxy
-	ctx   context.Context
-	id    action.ID
-	model models.Model
-	call  *call
-	start time.Time
-	done  bool
+	p        *proxy
+	ctx      context.Context
+	id       action.ID
+	model    models.Model
+	call     *call
+	start    time.Time
+	agent    string
+	provider string
+	done     bool
+	// span is the call's span, when traced; respModel and reported are
+	// what it is ended with.
+	span      calltrace.Span
+	respModel string
+	reported  bool
 }
 
 // settle records the outcome. Without a usage report from the upstream the
 // call is charged its estimate: a budget may be overcharged by a call whose
-// upstream kept quiet, never undercharged.
-func (s *settlement) settle(status, errText string, u *tokens) {
-	t := tokens{s.call.inEst, s.call.outEst}
+// upstream kept quiet, never undercharged. failure classifies what went
+// wrong upstream, for metrics ("" when nothing did).
+func (s *settlement) settle(status, errText string, u *tokens, failure string) {
+	t := tokens{s.call.inEst, s.call.outEst()}
 	if u != nil {
-		t = *u
+		t, s.reported = *u, true
 	} else if status == "ok" {
 		errText = "the upstream reported no usage; charged the estimate"
 	}
@@ -453,21 +542,29 @@ func (s *settlement) settle(status, errText string, u *tokens) {
 		OutputTokens: t.out,
 		CostUSD:      usd(s.model.Cost(t.in, t.out)),
 		Error:        errText,
-	})
+	}, failure)
 }
 
 // settleUpstreamError records a call the upstream refused; providers do not
 // bill refused calls, so neither does the budget.
 func (s *settlement) settleUpstreamError(status int) {
-	s.record(action.Outcome{Status: "error", Error: fmt.Sprintf("upstream answered %d", status)})
+	s.record(action.Outcome{Status: "error", Error: fmt.Sprintf("upstream answered %d", status)}, fmt.Sprintf("http_%dxx", status/100))
 }
 
-func (s *settlement) record(o action.Outcome) {
+func (s *settlement) record(o action.Outcome, failure string) {
 	if s.done {
 		return
 	}
 	s.done = true
-	o.LatencyMS = float64(s.p.now().Sub(s.start).Microseconds()) / 1000
+	took := s.p.now().Sub(s.start)
+	o.LatencyMS = float64(took.Microseconds()) / 1000
+	if obs := s.p.obs; obs != nil {
+		obs.UpstreamCall("model", s.provider, max(took, 0), failure)
+		obs.ModelUsage(s.model.Name, s.agent, o.InputTokens, o.OutputTokens, o.CostUSD)
+	}
+	if s.span != nil {
+		s.endSpan(o, failure)
+	}
 	// The outcome is owed even when the caller has gone away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/calltrace"
+	"github.com/agentgov/agentgov/errcode"
 	"github.com/agentgov/agentgov/models"
 )
 
@@ -39,6 +41,26 @@ import (
 type Decider interface {
 	Decide(ctx context.Context, a action.Action) (action.Decision, error)
 	Outcome(ctx context.Context, id action.ID, o action.Outcome) error
+}
+
+// Observer receives the proxy's metrics. Its methods must be cheap.
+type Observer interface {
+	// UpstreamCall is one call forwarded to a provider: kind "model",
+	// upstream the provider, took from the decision to the end of the
+	// answer, failure "" when it succeeded, else "unreachable",
+	// "http_4xx", "http_5xx", "cut_short", "too_large", "stream_error",
+	// "cancelled" (the caller went away) or "error".
+	UpstreamCall(kind, upstream string, took time.Duration, failure string)
+	// Refused is a call refused before a decision: reason
+	// "model_not_allowed", "wrong_route" or "upstream_not_configured".
+	Refused(entry, reason string)
+	// ModelUsage is what one settled call used and cost.
+	ModelUsage(model, agent string, inputTokens, outputTokens int64, costUSD float64)
+}
+
+// Recorder appends records to the audit log; *audit.Log is one.
+type Recorder interface {
+	Append(ctx context.Context, kind string, record any) (uint64, error)
 }
 
 // Identify authenticates a request (its bearer token or x-api-key) and says
@@ -77,8 +99,11 @@ type Config struct {
 	// Catalog is the path of a user model catalogue laid over the shipped one
 	// (see models.Load); the server loads it and passes the result to New.
 	Catalog string `yaml:"catalog" json:"catalog,omitempty"`
-	// DefaultMaxTokens is the output estimate of a call that sets no
-	// max_tokens. Default 4096.
+	// DefaultMaxTokens caps the output of a call that sets no max_tokens to
+	// a model whose catalogue entry gives no max_output (an allowed unknown
+	// model, a custom one): the proxy reserves budget for it and sends it
+	// upstream as the call's max_tokens. Models the catalogue knows are
+	// capped at their max_output. Default 4096.
 	DefaultMaxTokens int64 `yaml:"default_max_tokens" json:"default_max_tokens,omitempty"`
 	// MaxRequestBytes bounds a request body. Default 16 MiB.
 	MaxRequestBytes int64 `yaml:"max_request_bytes" json:"max_request_bytes,omitempty"`
@@ -93,6 +118,25 @@ type Config struct {
 	// Logger receives failures the caller cannot be told about (an outcome
 	// that could not be recorded after the answer was sent); default slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
+	// Recorder receives the calls the proxy refuses before they can be
+	// decided (a model the catalogue does not allow, a model called
+	// through the wrong API, a provider without a key), as the MCP
+	// gateway audits the calls it refuses itself. *audit.Log is one;
+	// without it they are only answered.
+	Recorder Recorder `yaml:"-" json:"-"`
+	// Observer is told of every upstream call, every call refused before
+	// a decision, and the tokens and cost of every settled call, for
+	// metrics. Optional.
+	Observer Observer `yaml:"-" json:"-"`
+	// Tracer makes each call forwarded to a provider a span (chat {model},
+	// with its token usage), the parent of its decision's span, and sends
+	// the provider a traceparent of it. Optional: without one nothing is
+	// traced.
+	Tracer calltrace.Tracer `yaml:"-" json:"-"`
+	// Chaos injects the faults of chaos experiments into allowed calls
+	// (see chaos.go). Optional; leave it nil, not a nil pointer, when no
+	// experiment is configured.
+	Chaos FaultInjector `yaml:"-" json:"-"`
 }
 
 // The providers' public endpoints and the environment variables their SDKs read.
@@ -119,9 +163,16 @@ type proxy struct {
 	client    *http.Client
 	now       func() time.Time
 	log       *slog.Logger
+	rec       Recorder
+	obs       Observer
+	tracer    calltrace.Tracer
 	maxBody   int64
 	defOut    int64
 	upstreams map[string]*upstream
+	chaos     FaultInjector
+	// maxAnswer and maxEvent bound what an upstream may send: a whole
+	// answer, and one event of a stream.
+	maxAnswer, maxEvent int
 }
 
 // New builds the proxy handler. Configuration errors name the key at fault.
@@ -136,9 +187,15 @@ func New(cfg Config, d Decider, cat *models.Catalog, id Identify) (http.Handler,
 		client:    cfg.Client,
 		now:       cfg.Now,
 		log:       cfg.Logger,
+		rec:       cfg.Recorder,
+		obs:       cfg.Observer,
+		tracer:    cfg.Tracer,
 		maxBody:   cfg.MaxRequestBytes,
 		defOut:    cfg.DefaultMaxTokens,
 		upstreams: map[string]*upstream{},
+		maxAnswer: maxAnswerBytes,
+		maxEvent:  maxEventBytes,
+		chaos:     cfg.Chaos,
 	}
 	if p.client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -173,6 +230,18 @@ func New(cfg Config, d Decider, cat *models.Catalog, id Identify) (http.Handler,
 			return nil, err
 		}
 		p.upstreams[name] = up
+	}
+	for _, name := range []string{"openai", "anthropic", "google"} {
+		up := p.upstreams[name]
+		base := up.base
+		if u, err := url.Parse(base); err == nil {
+			base = u.Redacted() // a password in the URL stays out of the log
+		}
+		if up.missing != "" {
+			p.log.Info("model provider not configured", "provider", name, "base_url", base, "why", up.missing)
+		} else {
+			p.log.Info("model provider", "provider", name, "base_url", base)
+		}
 	}
 	return p, nil
 }
@@ -231,6 +300,6 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.getModel(w, r, m)
 			return
 		}
-		writeError(w, dialect, &failure{code: codeNotFound, msg: fmt.Sprintf("no such endpoint: %s %s", r.Method, path)})
+		writeError(w, dialect, fail(errcode.NotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, path)))
 	}
 }

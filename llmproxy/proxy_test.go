@@ -39,9 +39,10 @@ func identifyByToken(r *http.Request) (action.Agent, action.Principal, error) {
 // cost budget (in micro-dollars) is reserved from estimates and settled from
 // outcomes, denying with a "budget ..." reason once exhausted.
 type ruleDecider struct {
-	cat         *models.Catalog
-	budgetMicro int64 // 0: no budget
-	failWith    error
+	cat          *models.Catalog
+	budgetMicro  int64 // 0: no budget
+	failWith     error
+	allowPremium bool // lift the premium-tier rule
 
 	// settled, when set, receives each decision id as its outcome is recorded.
 	settled chan action.ID
@@ -72,7 +73,7 @@ func (d *ruleDecider) Decide(ctx context.Context, a action.Action) (action.Decis
 	switch {
 	case a.Point != action.PreModelCall:
 		dec.Effect, dec.Reasons = action.Deny, []string{"not a model call"}
-	case m.Tier == "premium":
+	case m.Tier == "premium" && !d.allowPremium:
 		dec.Effect, dec.Rules, dec.Reasons = action.Deny, []string{"no-premium"}, []string{"rule no-premium: premium models need a team budget"}
 	case strings.Contains(a.Content, "forbidden"):
 		dec.Effect, dec.Rules, dec.Reasons = action.Deny, []string{"no-forbidden"}, []string{"rule no-forbidden: that topic is off limits"}
@@ -149,6 +150,7 @@ type rig struct {
 	up       *fakeUpstream
 	dec      *ruleDecider
 	cat      *models.Catalog
+	proxy    *proxy
 	proxyURL string
 }
 
@@ -164,8 +166,13 @@ func testEnv(extra map[string]string) func(string) string {
 // mounts it.
 func newRig(t *testing.T, tweak func(*Config)) *rig {
 	t.Helper()
+	return newRigWith(t, models.Shipped(), tweak)
+}
+
+// newRigWith is newRig over another model catalogue.
+func newRigWith(t *testing.T, cat *models.Catalog, tweak func(*Config)) *rig {
+	t.Helper()
 	up := newFakeUpstream(t)
-	cat := models.Shipped()
 	cfg := Config{
 		OpenAI:    Upstream{BaseURL: up.srv.URL + "/v1"},
 		Anthropic: Upstream{BaseURL: up.srv.URL},
@@ -184,7 +191,7 @@ func newRig(t *testing.T, tweak func(*Config)) *rig {
 	mux.Handle("/llm/", h)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &rig{t: t, up: up, dec: dec, cat: cat, proxyURL: srv.URL}
+	return &rig{t: t, up: up, dec: dec, cat: cat, proxy: h.(*proxy), proxyURL: srv.URL}
 }
 
 type reply struct {
@@ -254,7 +261,7 @@ func TestChatIsDecidedForwardedAndSettledFromUpstreamUsage(t *testing.T) {
 	a := acts[0]
 	wantIn := int64((len(chatBody) + 3) / 4)
 	if a.Point != action.PreModelCall || a.Model != "gpt-4o-mini" || a.Agent.ID != "researcher-1" || a.Principal.Org != "acme" ||
-		a.Session != "s-42" || a.Content != "summarise\nthis page" || a.Estimate.Tokens != wantIn+100 || a.Destination != "127.0.0.1" {
+		a.Session != "s-42" || a.Content != "be brief\nfirst\nok\nsummarise\nthis page" || a.Estimate.Tokens != wantIn+100 || a.Destination != "127.0.0.1" {
 		t.Errorf("decided action = %+v", a)
 	}
 	if want := float64(r.cat.Cost("gpt-4o-mini", wantIn, 100)) / 1e6; a.Estimate.CostUSD != want {
@@ -623,7 +630,7 @@ func TestBadRequestsAreRefusedBeforeAnythingIsDecided(t *testing.T) {
 		{"/llm/v1/chat/completions", `{"model":42,"messages":[]}`, 400, "model: wrong type"},
 		{"/llm/v1/chat/completions", `{"model":"gpt-4o","messages":[]}`, 400, "messages: required"},
 		{"/llm/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"stream":"yes"}`, 400, "stream: wrong type"},
-		{"/llm/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":-3}`, 400, "max_tokens: must not be negative"},
+		{"/llm/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":-3}`, 400, "max_tokens: must be a positive integer"},
 		{"/llm/v1/chat/completions", `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"x"}]}`, 400, "/llm/anthropic/v1/messages"},
 		{"/llm/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("x", 5000) + `"}]}`, 413, "larger than 4096 bytes"},
 		{"/llm/v1/embeddings", `{"model":"text-embedding-3-small"}`, 400, "input: required"},

@@ -3,27 +3,64 @@ package llmproxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strings"
+
+	"github.com/agentgov/agentgov/errcode"
+	"github.com/agentgov/agentgov/models"
 )
 
 // call is what the proxy needs to know about one model request: enough to
-// decide it, route it and price it. Everything else in the body is forwarded
-// untouched.
+// decide it, route it, reserve for it and price it.
 type call struct {
 	path    string // below the upstream's base URL
 	model   string
-	body    []byte // what is sent upstream
+	obj     object // the request as the proxy read it; what goes upstream
 	stream  bool
-	content string // the last user message, for content policies
+	content string // the text of the whole request, for content policies
 	inEst   int64  // prompt tokens, estimated from its size
-	outEst  int64  // output tokens: max_tokens, or the configured default
+	// answers is how many answers the provider writes (OpenAI's n).
+	answers int64
+	// outCap is the most output tokens one answer may take: the caller's
+	// cap, or, when it set none, the one the proxy sets and sends.
+	outCap int64
+	// capBy says where outCap comes from, for a budget denial to explain.
+	capBy string
+	// embedding calls write no output.
+	embedding bool
 	// clientUsage is whether an OpenAI streaming caller asked for the usage
 	// chunk itself; when not, the proxy asks for it and strips it again.
 	clientUsage bool
+	// anthropicThinking is the thinking budget of an Anthropic request.
+	anthropicThinking int64
+	// callerCap is whether the caller set the cap itself.
+	callerCap bool
 }
 
-type parser func(body []byte, defOut int64) (*call, *failure)
+// outEst is the output the provider may bill: every answer at its cap.
+func (c *call) outEst() int64 {
+	if c.embedding {
+		return 0
+	}
+	return satMul(c.answers, c.outCap)
+}
+
+// body is what is sent upstream: the request as the proxy read it. A body
+// that names a field twice is read one way here (the last one wins) and
+// perhaps the other way upstream, so the upstream gets this reading, never
+// the raw bytes, and sees what the policies saw.
+func (c *call) body() []byte {
+	b, _ := json.Marshal(c.obj)
+	return b
+}
+
+type parser func(body []byte) (*call, *failure)
+
+// maxAnswers bounds OpenAI's n, as OpenAI does; a larger n would only buy
+// a larger reservation before the provider refused it.
+const maxAnswers = 128
 
 // object is a request body decoded one level deep, so that fields the proxy
 // does not read survive untouched.
@@ -34,7 +71,7 @@ func decodeObject(body []byte) (object, *failure) {
 	if err := json.Unmarshal(body, &o); err != nil || o == nil {
 		msg := "request body must be a JSON object"
 		if err != nil {
-			msg += ": " + err.Error()
+			msg += ": " + errcode.DescribeJSON(err)
 		}
 		return nil, badRequest("", msg)
 	}
@@ -53,11 +90,14 @@ func field[T any](o object, name string) (v T, ok bool, f *failure) {
 	return v, true, nil
 }
 
+// jsonTypeProblem says what is wrong with a member in JSON's words: the
+// caller wrote JSON, not Go.
 func jsonTypeProblem(err error) string {
-	if te, ok := err.(*json.UnmarshalTypeError); ok {
-		return fmt.Sprintf("got a JSON %s, want %s", te.Value, te.Type)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("got a JSON %s, want %s", te.Value, errcode.JSONKind(te.Type))
 	}
-	return err.Error()
+	return errcode.DescribeJSON(err)
 }
 
 func requireModel(o object) (string, *failure) {
@@ -71,97 +111,74 @@ func requireModel(o object) (string, *failure) {
 	return m, nil
 }
 
-func nonNegative(o object, name string) (int64, bool, *failure) {
+// positive reads an optional count that, when given, must be at least 1: a
+// cap of 0 is refused by providers, or read by some servers as "no cap".
+func positive(o object, name string) (int64, bool, *failure) {
 	n, ok, f := field[int64](o, name)
 	if f != nil {
 		return 0, false, f
 	}
-	if n < 0 {
-		return 0, false, badRequest(name, name+": must not be negative")
+	if ok && n < 1 {
+		return 0, false, badRequest(name, name+": must be a positive integer")
 	}
 	return n, ok, nil
-}
-
-type message struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
-
-// lastUserText is the text of the last user message: a string content, or the
-// text parts of a content array (OpenAI parts and Anthropic blocks alike).
-func lastUserText(msgs []message) string {
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].Role == "user" {
-			return contentText(msgs[i].Content)
-		}
-	}
-	return ""
-}
-
-func contentText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if json.Unmarshal(raw, &parts) != nil {
-		return ""
-	}
-	var texts []string
-	for _, p := range parts {
-		if p.Type == "text" || p.Type == "input_text" {
-			texts = append(texts, p.Text)
-		}
-	}
-	return strings.Join(texts, "\n")
 }
 
 // estimateTokens is the usual rule of thumb: about four bytes per token.
 func estimateTokens(n int) int64 { return int64(n+3) / 4 }
 
 // parseConversation reads what chat and messages requests share: the model,
-// a non-empty messages array, and the last user text as the content policies
-// see.
-func parseConversation(body []byte, path string) (*call, object, *failure) {
+// a non-empty messages array, and the text of the whole request for the
+// content policies.
+func parseConversation(body []byte, path string) (*call, *failure) {
 	o, f := decodeObject(body)
 	if f != nil {
-		return nil, nil, f
+		return nil, f
 	}
-	c := &call{path: path, body: body, inEst: estimateTokens(len(body))}
+	c := &call{path: path, obj: o, inEst: estimateTokens(len(body)), answers: 1}
 	if c.model, f = requireModel(o); f != nil {
-		return nil, nil, f
+		return nil, f
 	}
-	msgs, ok, f := field[[]message](o, "messages")
-	if f != nil {
-		return nil, nil, f
-	}
-	if !ok || len(msgs) == 0 {
-		return nil, nil, badRequest("messages", "messages: required, a non-empty array")
-	}
-	c.content = lastUserText(msgs)
-	return c, o, nil
-}
-
-// parseChat reads an OpenAI chat completion request.
-func parseChat(body []byte, defOut int64) (*call, *failure) {
-	c, o, f := parseConversation(body, "/chat/completions")
+	msgs, ok, f := field[[]json.RawMessage](o, "messages")
 	if f != nil {
 		return nil, f
+	}
+	if !ok || len(msgs) == 0 {
+		return nil, badRequest("messages", "messages: required, a non-empty array")
 	}
 	if c.stream, _, f = field[bool](o, "stream"); f != nil {
 		return nil, f
 	}
-	c.outEst = defOut
+	if c.content, f = requestText(o); f != nil {
+		return nil, f
+	}
+	return c, nil
+}
+
+// parseChat reads an OpenAI chat completion request.
+func parseChat(body []byte) (*call, *failure) {
+	c, f := parseConversation(body, "/chat/completions")
+	if f != nil {
+		return nil, f
+	}
+	o := c.obj
+	if n, ok, f := positive(o, "n"); f != nil {
+		return nil, f
+	} else if ok {
+		if n > maxAnswers {
+			return nil, badRequest("n", fmt.Sprintf("n: at most %d", maxAnswers))
+		}
+		c.answers = n
+	}
+	// A caller may set either cap, or both; the provider honours one of
+	// them, so the reservation covers the larger.
 	for _, name := range []string{"max_tokens", "max_completion_tokens"} {
-		n, ok, f := nonNegative(o, name)
+		n, ok, f := positive(o, name)
 		if f != nil {
 			return nil, f
 		}
-		if ok {
-			c.outEst = n
+		if ok && n > c.outCap {
+			c.outCap, c.callerCap, c.capBy = n, true, name
 		}
 	}
 	if c.stream {
@@ -171,7 +188,7 @@ func parseChat(body []byte, defOut int64) (*call, *failure) {
 		}
 		include, _, f := field[bool](opts, "include_usage")
 		if f != nil {
-			f.param = "stream_options.include_usage"
+			f.Param = "stream_options.include_usage"
 			return nil, f
 		}
 		c.clientUsage = include
@@ -184,19 +201,18 @@ func parseChat(body []byte, defOut int64) (*call, *failure) {
 			opts["include_usage"] = json.RawMessage("true")
 			raw, _ := json.Marshal(opts)
 			o["stream_options"] = raw
-			c.body, _ = json.Marshal(o)
 		}
 	}
 	return c, nil
 }
 
 // parseEmbeddings reads an OpenAI embeddings request.
-func parseEmbeddings(body []byte, _ int64) (*call, *failure) {
+func parseEmbeddings(body []byte) (*call, *failure) {
 	o, f := decodeObject(body)
 	if f != nil {
 		return nil, f
 	}
-	c := &call{path: "/embeddings", body: body}
+	c := &call{path: "/embeddings", obj: o, embedding: true, answers: 1}
 	if c.model, f = requireModel(o); f != nil {
 		return nil, f
 	}
@@ -221,21 +237,67 @@ func parseEmbeddings(body []byte, _ int64) (*call, *failure) {
 }
 
 // parseMessages reads an Anthropic Messages request.
-func parseMessages(body []byte, _ int64) (*call, *failure) {
-	c, o, f := parseConversation(body, "/v1/messages")
+func parseMessages(body []byte) (*call, *failure) {
+	c, f := parseConversation(body, "/v1/messages")
 	if f != nil {
 		return nil, f
 	}
-	n, ok, f := nonNegative(o, "max_tokens")
+	n, ok, f := positive(c.obj, "max_tokens")
 	if f != nil {
 		return nil, f
 	}
-	if !ok || n == 0 {
+	if !ok {
 		return nil, badRequest("max_tokens", "max_tokens: required, a positive integer")
 	}
-	c.outEst = n
-	if c.stream, _, f = field[bool](o, "stream"); f != nil {
+	c.outCap, c.callerCap, c.capBy = n, true, "max_tokens"
+	// Thinking counts against max_tokens, except that with interleaved
+	// thinking its budget may exceed it: reserve for the larger.
+	thinking, _, f := field[struct {
+		BudgetTokens int64 `json:"budget_tokens"`
+	}](c.obj, "thinking")
+	if f != nil {
 		return nil, f
 	}
+	if thinking.BudgetTokens > c.outCap {
+		c.outCap, c.capBy = thinking.BudgetTokens, "thinking.budget_tokens"
+	}
 	return c, nil
+}
+
+// capOutput settles the output cap of a call whose caller set none: the
+// model's maximum output from the catalogue, or llm.default_max_tokens for
+// a model it gives none. The cap goes upstream in the field the model
+// takes, so that the provider cannot bill more than was reserved.
+func (c *call) capOutput(m models.Model, defOut int64) {
+	if c.embedding || c.callerCap {
+		return
+	}
+	c.outCap, c.capBy = m.MaxOutputTokens, "the model's maximum output, as the request sets no max_tokens"
+	if c.outCap <= 0 {
+		c.outCap, c.capBy = defOut, "llm.default_max_tokens, as the request sets no max_tokens and the model catalogue gives no max_output"
+	}
+	name := "max_tokens"
+	if m.Provider == "openai" && m.Reasoning {
+		// OpenAI refuses max_tokens for reasoning models; their cap covers
+		// the hidden reasoning as well as the answer.
+		name = "max_completion_tokens"
+	}
+	c.obj[name] = json.RawMessage(fmt.Sprint(c.outCap))
+}
+
+func satMul(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt64/b {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
+func satAdd(a, b int64) int64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxInt64
 }

@@ -85,7 +85,8 @@ func TestOpenAISDKAgainstTheProxy(t *testing.T) {
 			HasMini bool
 		}
 		Denied, Budget, Approval, UnknownModel, BadRequest, UpstreamError, BadKey sdkError
-		Approved                                                                  string
+		DeniedSystem, DeniedTool                                                  sdkError
+		Approved, TwoAnswers                                                      string
 	}
 	runSDK(t, r, "openai.mjs", &out)
 
@@ -120,17 +121,27 @@ func TestOpenAISDKAgainstTheProxy(t *testing.T) {
 	if out.Approved != "Hello from upstream" {
 		t.Errorf("approved retry = %q", out.Approved)
 	}
+	out.DeniedSystem.check(t, "forbidden system prompt", "PermissionDeniedError", 403, "rule no-forbidden")
+	out.DeniedTool.check(t, "forbidden tool definition", "PermissionDeniedError", 403, "rule no-forbidden")
+	if out.TwoAnswers != "Hello from upstream" {
+		t.Errorf("n=2 call = %q", out.TwoAnswers)
+	}
+	for _, s := range r.up.seen() {
+		if lastUser(s.Body) == "two answers please" && (s.Body["max_tokens"] != float64(16_384) || s.Body["n"] != float64(2)) {
+			t.Errorf("the n=2 call without a cap went upstream as %v; want the reserved cap of 16384 per answer", s.Body)
+		}
+	}
 
 	// Every call was decided exactly once: the SDK did not retry refusals.
 	// chat, stream, stream+usage, helper, embeddings, 3 refusals, approved,
-	// upstream error = 10 decisions; the unknown model, bad request and bad key
-	// never reach a decision.
-	if n := len(r.dec.decided()); n != 10 {
-		t.Errorf("%d decisions, want 10 (SDK retried a refusal?)", n)
+	// upstream error, 2 content refusals, n=2 = 13 decisions; the unknown
+	// model, bad request and bad key never reach a decision.
+	if n := len(r.dec.decided()); n != 13 {
+		t.Errorf("%d decisions, want 13 (SDK retried a refusal?)", n)
 	}
-	// Each of the 7 forwarded calls settled once, from upstream usage.
-	if n := r.dec.outcomeCount(); n != 7 {
-		t.Errorf("%d outcomes, want 7", n)
+	// Each of the 8 forwarded calls settled once, from upstream usage.
+	if n := r.dec.outcomeCount(); n != 8 {
+		t.Errorf("%d outcomes, want 8", n)
 	}
 	for _, a := range r.dec.decided() {
 		if a.Agent.ID != "researcher-1" {
@@ -152,6 +163,7 @@ func TestAnthropicSDKAgainstTheProxy(t *testing.T) {
 		}
 		RawStream                                                         struct{ Types []string }
 		Denied, Budget, StreamDenied, Approval, UpstreamError, BadRequest sdkError
+		DeniedSystem, DeniedToolResult                                    sdkError
 	}
 	runSDK(t, r, "anthropic.mjs", &out)
 
@@ -173,10 +185,12 @@ func TestAnthropicSDKAgainstTheProxy(t *testing.T) {
 	if out.Denied.Type != "permission_error" || out.Budget.Type != "rate_limit_error" {
 		t.Errorf("error types = %q, %q", out.Denied.Type, out.Budget.Type)
 	}
-	// message, stream, raw stream, 4 refusals, upstream error = 8 decisions,
-	// each once; 4 calls forwarded and settled.
-	if n := len(r.dec.decided()); n != 8 {
-		t.Errorf("%d decisions, want 8 (SDK retried a refusal?)", n)
+	out.DeniedSystem.check(t, "forbidden system prompt", "PermissionDeniedError", 403, "rule no-forbidden")
+	out.DeniedToolResult.check(t, "forbidden tool result", "PermissionDeniedError", 403, "rule no-forbidden")
+	// message, stream, raw stream, 4 refusals, upstream error, 2 content
+	// refusals = 10 decisions, each once; 4 calls forwarded and settled.
+	if n := len(r.dec.decided()); n != 10 {
+		t.Errorf("%d decisions, want 10 (SDK retried a refusal?)", n)
 	}
 	if n := r.dec.outcomeCount(); n != 4 {
 		t.Errorf("%d outcomes, want 4", n)

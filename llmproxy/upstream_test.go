@@ -30,6 +30,10 @@ const (
 	msgInputTokens       = 13
 	msgCacheReadTokens   = 4
 	msgOutputTokens      = 9
+	// thinkingTokens is the hidden reasoning a call whose last user message
+	// is "thinking" reports apart from completion_tokens, as Gemini's
+	// OpenAI-compatible endpoint does: only the total includes it.
+	thinkingTokens = 40
 )
 
 // fakeUpstream speaks the OpenAI and Anthropic wire formats, streaming (SSE)
@@ -107,6 +111,21 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case "no-usage": // an OpenAI-compatible server that ignores include_usage
 		f.chatStream(w, model, false)
+		return
+	case "huge": // an answer of 16 KiB
+		writeRaw(w, 200, `{"id":"chatcmpl-3","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"`+strings.Repeat("x", 16<<10)+`"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+		return
+	case "huge-event": // a stream whose second event is 16 KiB long
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n")
+		io.WriteString(w, "data: "+strings.Repeat("x", 16<<10)+"\n\n")
+		io.WriteString(w, "data: [DONE]\n\n")
+		return
+	case "thinking":
+		writeRaw(w, 200, fmt.Sprintf(`{"id":"chatcmpl-2","object":"chat.completion","created":1700000000,"model":%q,`+
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello from upstream"},"finish_reason":"stop"}],`+
+			`"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`,
+			model, chatPromptTokens, chatCompletionTokens, chatPromptTokens+chatCompletionTokens+thinkingTokens))
 		return
 	}
 	switch r.URL.Path {

@@ -11,11 +11,14 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/calltrace"
+	"github.com/agentgov/agentgov/detect"
 )
 
 // MetaApprovalID is the _meta key of a tools/call that retries a call under
 // an approved ticket. A retry of the very same call in the same session
-// needs no key: the gateway remembers the ticket it handed out.
+// needs no key: the gateway remembers the ticket it handed out (see
+// Config.Tickets).
 const MetaApprovalID = "agentgov/approval_id"
 
 // toolResult is the CallToolResult the gateway writes itself.
@@ -42,83 +45,116 @@ func errorResult(text string, meta map[string]any) toolResult {
 // they do not hold up the messages behind them.
 const inlineLimit = 64 << 10
 
-// handleCall decides one tools/call and forwards it, or answers it with the
+// handleCall decides one governed request (a tools/call, a resource read
+// or subscription, a prompt) and forwards it, or answers it with the
 // reason it was not. inline says it runs on the session's read loop (see
 // fromClient), which must not wait on the client: asking the user for an
 // approval, and the audit append (which group-commits concurrent appends),
 // then continue on a goroutine of their own.
 func (s *session) handleCall(req *jsonrpc.Request, inline bool) {
-	p, err := parseCallParams(req.Params)
-	if err != nil || p.Name == "" {
-		s.takeInflight(req.ID)
-		msg := "tools/call needs params with a tool name"
-		if err != nil {
-			msg = fmt.Sprintf("tools/call params: %v", err)
-		}
-		s.replyError(req.ID, jsonrpc.CodeInvalidParams, msg)
-		return
-	}
-	args, err := decodeArgs(p.Arguments)
+	p, err := parseGoverned(req)
 	if err != nil {
 		s.takeInflight(req.ID)
-		s.replyError(req.ID, jsonrpc.CodeInvalidParams, fmt.Sprintf("tools/call %s: %v", p.Name, err))
+		s.replyError(req.ID, jsonrpc.CodeInvalidParams, err.Error())
 		return
 	}
 	a := action.Action{
 		Agent: s.who.Agent, Principal: s.who.Principal, Session: s.id,
 		Point: action.PreToolCall,
-		Tool:  action.Tool{Server: s.g.cfg.Server, Name: p.Name},
-		Args:  args,
+		Tool:  action.Tool{Server: s.g.cfg.Server, Name: p.tool},
+		Args:  p.args,
 	}
 	// Arguments that cannot be canonicalised leave the digest empty; the
 	// audit append of the same arguments then fails and the call is denied.
-	digest, _, _ := action.ArgsDigest(args)
-	key := p.Name + " " + digest
-	if p.HasApprovalID {
-		a.ApprovalID = p.ApprovalID
+	digest, _, _ := action.ArgsDigest(p.args)
+	tk := ticketUse{key: p.tool + " " + digest}
+	if p.hasApprovalID {
+		a.ApprovalID = p.approvalID
 	} else {
-		s.mu.Lock()
-		a.ApprovalID = s.approvals[key]
-		s.mu.Unlock()
+		a.ApprovalID = s.ticketFor(tk.key)
+		tk.remembered = a.ApprovalID != ""
 	}
 	rec := callRecord{
-		Server: s.g.cfg.Server, Tool: p.Name, Session: s.id,
+		Server: s.g.cfg.Server, Tool: p.tool, Session: s.id,
 		Agent: s.who.Agent, Principal: s.who.Principal, ArgsSHA256: digest,
 	}
 
-	st, err := s.tool(s.ctx, p.Name)
+	ctx := s.ctx
+	if s.g.cfg.Tracer != nil {
+		ctx = s.governedSpan(req, p)
+	}
 	var d action.Decision
-	switch {
-	case err != nil:
-		d = denial(fmt.Sprintf("gateway: %v", err))
-	case st == nil:
-		d = denial(fmt.Sprintf("gateway: server %q offers no tool %q", s.g.cfg.Server, p.Name))
-	case st.quarantine != "":
-		d = denial(fmt.Sprintf("gateway: tool %s/%s is quarantined: %s", s.g.cfg.Server, p.Name, st.quarantine))
-	default:
-		a.Tool.Annotations = st.annotations
-		d, err = s.g.cfg.Decider.Decide(s.ctx, a)
+	decide := true
+	refused := "" // why the gateway refused the call itself, for metrics
+	if reason, stopped := s.g.stopped(s.who, s.id); stopped {
+		d, decide, refused = denial(reason), false, "kill_switch"
+	} else if p.method == methodToolsCall {
+		st, err := s.tool(s.ctx, p.tool)
+		switch {
+		case err != nil:
+			d, decide, refused = denial(fmt.Sprintf("gateway: %v", err)), false, "tools_unavailable"
+		case st == nil:
+			d, decide, refused = denial(fmt.Sprintf("gateway: server %q offers no tool %q", s.g.cfg.Server, p.tool)), false, "unknown_tool"
+		case st.quarantine != "":
+			d, decide, refused = denial(fmt.Sprintf("gateway: tool %s/%s is quarantined: %s", s.g.cfg.Server, p.tool, st.quarantine)), false, "quarantined"
+		default:
+			a.Tool.Annotations = st.annotations
+		}
+	}
+	if decide {
+		d, err = s.g.cfg.Decider.Decide(ctx, a)
 		if err != nil {
-			d = denial(fmt.Sprintf("gateway: the decision failed, so the call is denied: %v", err))
+			d, refused = denial(fmt.Sprintf("gateway: the decision failed, so the call is denied: %v", err)), "decision_failed"
 		}
 		if d.Effect == action.RequireApproval && s.mayElicit(d) {
+			// The person at the client is asked; if they do not approve,
+			// the next try asks them again, rather than wait on a ticket
+			// nobody else can approve here.
+			tk.asked = true
 			if inline {
-				go func() { s.completeCall(req, p.Name, a, s.approveByElicitation(a, d), rec, key, digest, true) }()
+				s.goHeld(func() { s.completeCall(req, p, a, s.approveByElicitation(a, d), rec, tk, digest, true) })
 				return
 			}
 			d = s.approveByElicitation(a, d)
 		}
 	}
+	if refused != "" {
+		s.g.refused(refused)
+	}
+	// A quarantined tool's caller is reported once the refusal is
+	// recorded: what moves a trust score follows the entry that shows why.
+	after := func() {}
+	if refused == "quarantined" {
+		after = func() { s.quarantinedCall(p.tool) }
+	}
 	if inline && s.g.cfg.Recorder != nil {
-		go s.completeCall(req, p.Name, a, d, rec, key, digest, true)
+		s.goHeld(func() { s.completeCall(req, p, a, d, rec, tk, digest, true); after() })
 		return
 	}
-	s.completeCall(req, p.Name, a, d, rec, key, digest, !inline)
+	s.completeCall(req, p, a, d, rec, tk, digest, !inline)
+	after()
+}
+
+// quarantinedCall tells a Decider that wants to know (QuarantineObserver)
+// that the session's agent called a quarantined tool.
+func (s *session) quarantinedCall(tool string) {
+	if q, ok := s.g.cfg.Decider.(QuarantineObserver); ok {
+		q.QuarantinedCall(s.who.Agent.ID, s.g.cfg.Server, tool)
+	}
+}
+
+// ticketUse is how a call stands with the tickets the gateway remembers:
+// its key (tool and argument digest), whether it was decided under the
+// ticket remembered for it, and whether the person at the client was
+// asked to approve it.
+type ticketUse struct {
+	key               string
+	remembered, asked bool
 }
 
 // completeCall audits a decided call and forwards it or answers it. own is
 // as for fromClientMessage.
-func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Action, d action.Decision, rec callRecord, key, digest string, own bool) {
+func (s *session) completeCall(req *jsonrpc.Request, p governedRequest, a action.Action, d action.Decision, rec callRecord, tk ticketUse, digest string, own bool) {
 	rec.Effect, rec.Reasons = d.Effect, d.Reasons
 	if !d.ID.IsZero() {
 		rec.Decision = d.ID.String()
@@ -143,36 +179,103 @@ func (s *session) completeCall(req *jsonrpc.Request, name string, a action.Actio
 		return s.inflight[req.ID]
 	}()
 	if inf == nil || inf.cancelled {
-		s.takeInflight(req.ID) // the client gave up while we decided
+		if inf = s.takeInflight(req.ID); inf != nil { // the client gave up while we decided
+			endSpan(inf.span, calltrace.Result{ErrorType: "cancelled", Effect: string(d.Effect)})
+		}
 		return
+	}
+	span := inf.span
+	// A tool's refusal is a tool result with isError, which the model
+	// reads; other methods have no such result and get a JSON-RPC error.
+	answer := func(text string, meta map[string]any) {
+		if p.method == methodToolsCall {
+			s.reply(req.ID, errorResult(text, meta))
+		} else {
+			s.replyRefused(req.ID, text, meta)
+		}
 	}
 	switch d.Effect {
 	case action.Allow, action.Audit:
+		if a.ApprovalID != "" {
+			s.forgetTicket(tk.key)
+		}
 		s.mu.Lock()
-		delete(s.approvals, key)
-		inf.call = &callState{req: req, action: a, decision: d, digest: digest, start: s.g.now().UnixNano()}
+		c := &callState{req: req, method: p.method, action: a, decision: d, digest: digest, start: s.g.now().UnixNano(), span: span, spanCtx: inf.spanCtx}
+		inf.call = c
 		s.mu.Unlock()
-		s.forward(req, own)
+		s.forwardCall(req, c, own)
 	case action.RequireApproval:
 		s.takeInflight(req.ID)
 		ticket := ""
 		if d.Approval != nil {
 			ticket = d.Approval.ID
-			s.mu.Lock()
-			s.approvals[key] = ticket
-			s.mu.Unlock()
+			if !tk.asked {
+				s.rememberTicket(tk.key, ticket)
+			}
 		}
-		s.reply(req.ID, errorResult(approvalText(s.g.cfg.Server, name, d, ticket), map[string]any{
+		endSpan(span, refusedResult(d, "approval required"))
+		answer(approvalText(s.g.cfg.Server, p.tool, d, ticket, s.g.cfg.ApprovalHint), map[string]any{
 			"agentgov/decision": d.ID.String(), "agentgov/approval_id": ticket, "agentgov/effect": string(d.Effect),
-		}))
+			"agentgov/code": d.RefusalCode(),
+		})
 	default:
+		if tk.remembered && !stillPending(d) {
+			// The ticket will not let this call through any more (denied,
+			// expired, used): the next try asks for approval afresh.
+			s.forgetTicket(tk.key)
+		}
 		s.takeInflight(req.ID)
-		meta := map[string]any{"agentgov/effect": string(action.Deny)}
+		meta := map[string]any{"agentgov/effect": string(action.Deny), "agentgov/code": d.RefusalCode()}
 		if !d.ID.IsZero() {
 			meta["agentgov/decision"] = d.ID.String()
 		}
-		s.reply(req.ID, errorResult(denyText(s.g.cfg.Server, name, d), meta))
+		if a.ApprovalID != "" && stillPending(d) {
+			// Said so that a stateless client is told to retry later
+			// with the same ticket (see statelessAnswer).
+			meta[MetaApprovalID], meta[metaPending] = a.ApprovalID, true
+		}
+		endSpan(span, refusedResult(d, strings.Join(d.Reasons, "; ")))
+		answer(denyText(s.g.cfg.Server, p.tool, d), meta)
 	}
+}
+
+// ticketFor is the ticket the call key waits on in this session.
+func (s *session) ticketFor(key string) string {
+	if t := s.g.cfg.Tickets; t != nil {
+		return t.Ticket(s.id, key)
+	}
+	return s.approvals.get(key)
+}
+
+func (s *session) rememberTicket(key, ticket string) {
+	if t := s.g.cfg.Tickets; t != nil {
+		if err := t.Remember(s.id, key, ticket); err != nil {
+			s.g.log.Warn("approval ticket not remembered: the call will need a new one after a restart", "ticket", ticket, "err", err)
+		}
+		return
+	}
+	s.approvals.set(key, ticket)
+}
+
+func (s *session) forgetTicket(key string) {
+	if t := s.g.cfg.Tickets; t != nil {
+		if err := t.Forget(s.id, key); err != nil {
+			s.g.log.Warn("approval ticket not forgotten", "err", err)
+		}
+		return
+	}
+	s.approvals.forget(key)
+}
+
+// stillPending says a deny is the engine's answer to a ticket that still
+// waits for an approver, which a later retry may yet redeem.
+func stillPending(d action.Decision) bool {
+	for _, r := range d.Reasons {
+		if strings.Contains(r, "refused (pending)") {
+			return true
+		}
+	}
+	return false
 }
 
 func denial(reason string) action.Decision {
@@ -192,71 +295,21 @@ func denyText(server, tool string, d action.Decision) string {
 	return b.String()
 }
 
-func approvalText(server, tool string, d action.Decision, ticket string) string {
+func approvalText(server, tool string, d action.Decision, ticket, hint string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "agentgov: the call to %s/%s needs a person's approval", server, tool)
 	if len(d.Reasons) > 0 {
 		b.WriteString(" (" + strings.Join(d.Reasons, "; ") + ")")
 	}
 	if ticket != "" {
-		fmt.Fprintf(&b, ". Approval ticket %s is pending; an approver runs `agentgov approvals approve %s`. Once it is approved, retry exactly the same call (same tool, same arguments) and it will go through.", ticket, ticket)
+		if hint == "" {
+			hint = fmt.Sprintf("an approver runs `agentgov approvals approve %s`", ticket)
+		}
+		fmt.Fprintf(&b, ". Approval ticket %s is pending; %s. Once it is approved, retry exactly the same call (same tool, same arguments) and it will go through.", ticket, hint)
 	} else {
 		b.WriteString(". No ticket was opened, so it cannot be approved; ask an operator.")
 	}
 	return b.String()
-}
-
-// mayElicit says whether the user can be asked to approve d: the client
-// supports elicitation, the gateway is configured to ask, and there is a
-// ticket to approve.
-func (s *session) mayElicit(d action.Decision) bool {
-	s.mu.Lock()
-	elicit := s.elicit
-	s.mu.Unlock()
-	_, ok := s.g.cfg.Decider.(Approver)
-	return elicit && ok && s.g.cfg.ElicitApprovals && d.Approval != nil && d.Approval.ID != ""
-}
-
-// approveByElicitation asks the user, through the client, whether to
-// approve a call that needs approval; on yes it approves the ticket and
-// decides again under it.
-func (s *session) approveByElicitation(a action.Action, d action.Decision) action.Decision {
-	if !s.mayElicit(d) {
-		return d
-	}
-	ap := s.g.cfg.Decider.(Approver)
-	args, _ := json.Marshal(a.Args)
-	msg := fmt.Sprintf("agentgov: approve the call to %s/%s with arguments %s? %s", a.Tool.Server, a.Tool.Name, truncate(string(args), 2000), strings.Join(d.Reasons, "; "))
-	resp, err := s.callOn(s.client, methodElicit, map[string]any{
-		"message": msg,
-		"requestedSchema": map[string]any{
-			"type":       "object",
-			"properties": map[string]any{"approve": map[string]any{"type": "boolean", "title": "Approve this call"}},
-			"required":   []string{"approve"},
-		},
-	})
-	if err != nil || resp.Error != nil {
-		return d
-	}
-	var r struct {
-		Action  string `json:"action"`
-		Content struct {
-			Approve bool `json:"approve"`
-		} `json:"content"`
-	}
-	if json.Unmarshal(resp.Result, &r) != nil || r.Action != "accept" || !r.Content.Approve {
-		return d
-	}
-	if err := ap.Approve(s.ctx, d.Approval.ID, "user:"+s.who.Principal.User, "approved through MCP elicitation in session "+s.id); err != nil {
-		s.g.log.Warn("approval through elicitation failed", "ticket", d.Approval.ID, "err", err)
-		return d
-	}
-	a.ApprovalID = d.Approval.ID
-	d2, err := s.g.cfg.Decider.Decide(s.ctx, a)
-	if err != nil {
-		return denial(fmt.Sprintf("gateway: the decision failed, so the call is denied: %v", err))
-	}
-	return d2
 }
 
 func truncate(s string, n int) string {
@@ -274,14 +327,26 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response, inline bool) 
 	// answer.
 	settle := func(status, errText string, rr *resultRecord) {
 		if inline && s.g.cfg.Recorder != nil {
-			go s.settle(c, status, errText, rr)
+			s.goHeld(func() { s.settle(c, status, errText, rr) })
 			return
 		}
 		s.settle(c, status, errText, rr)
 	}
 	if resp.Error != nil {
+		c.endSpanWithError(resp.Error)
 		s.toClient(resp)
 		settle("error", resp.Error.Error(), nil)
+		return
+	}
+	switch c.method {
+	case methodToolsCall:
+	case methodResourcesRead, methodPromptsGet:
+		s.finishContent(c, resp, settle)
+		return
+	default:
+		// A subscription's answer carries no content.
+		s.toClient(resp)
+		settle("ok", "", nil)
 		return
 	}
 	res, err := parseCallResult(resp.Result)
@@ -297,7 +362,9 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response, inline bool) 
 	post := c.action
 	post.Point = action.PostToolCall
 	post.Content = text
-	pd, err := s.g.cfg.Decider.Decide(s.ctx, post)
+	// The ticket approved the call, not its result, and has been used.
+	post.ApprovalID = ""
+	pd, err := s.g.cfg.Decider.Decide(c.traced(s.ctx), post)
 	if err != nil {
 		pd = denial(fmt.Sprintf("gateway: the decision on the result failed, so it is withheld: %v", err))
 	}
@@ -322,10 +389,54 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response, inline bool) 
 		s.toClient(resp)
 	}
 	if isError {
-		settle("error", truncate(text, 500), rr)
+		settle("error", text, rr)
 	} else {
 		settle("ok", "", rr)
 	}
+}
+
+// finishContent is finishCall for a resource's contents or a prompt: the
+// same post-call decision on its text, the same withholding or
+// redaction.
+func (s *session) finishContent(c *callState, resp *jsonrpc.Response, settle func(status, errText string, rr *resultRecord)) {
+	res, err := parseContentResult(resp.Result)
+	if err != nil {
+		msg := fmt.Sprintf("upstream %q sent a malformed %s result: %v", s.g.cfg.Server, c.method, err)
+		s.replyError(resp.ID, codeUpstreamFailure, msg)
+		settle("error", msg, nil)
+		return
+	}
+	text := res.text()
+	post := c.action
+	post.Point = action.PostToolCall
+	post.Content = text
+	// The ticket approved the call, not its result, and has been used.
+	post.ApprovalID = ""
+	pd, err := s.g.cfg.Decider.Decide(c.traced(s.ctx), post)
+	if err != nil {
+		pd = denial(fmt.Sprintf("gateway: the decision on the result failed, so it is withheld: %v", err))
+	}
+	rr := &resultRecord{PostEffect: pd.Effect}
+	if !pd.ID.IsZero() {
+		rr.PostDecision = pd.ID.String()
+	}
+	switch {
+	case pd.Effect == action.Deny || pd.Effect == action.RequireApproval:
+		rr.Withheld = true
+		s.replyRefused(resp.ID, fmt.Sprintf("agentgov withheld the result of %s/%s: %s", s.g.cfg.Server, c.action.Tool.Name, strings.Join(pd.Reasons, "; ")),
+			map[string]any{"agentgov/effect": string(pd.Effect), "agentgov/decision": rr.PostDecision})
+	case (hasRedact(pd) || s.g.cfg.RedactResults) && s.g.cfg.Detector != nil && text != "":
+		n, out := res.redact(s.g.cfg.Detector)
+		rr.Redacted = n
+		if n == 0 {
+			s.toClient(resp)
+		} else {
+			s.toClient(&jsonrpc.Response{ID: resp.ID, Result: out})
+		}
+	default:
+		s.toClient(resp)
+	}
+	settle("ok", "", rr)
 }
 
 func hasRedact(d action.Decision) bool {
@@ -407,12 +518,30 @@ func (s *session) redact(raw json.RawMessage, res callResult) (int, json.RawMess
 // settle records what happened to an allowed call: the engine's Outcome
 // and the audit record of the result.
 func (s *session) settle(c *callState, status, errText string, rr *resultRecord) {
+	// A tool's error text, or the upstream's error message, goes into the
+	// audit log through both records: masked before it is cut, so that no
+	// secret is cut where the detectors would no longer know it.
+	errText = truncate(maskText(errText), 500)
 	latency := time.Duration(s.g.now().UnixNano() - c.start)
+	if o := s.g.cfg.Observer; o != nil {
+		failure := ""
+		switch {
+		case status == "ok":
+		case rr != nil:
+			failure = "tool_error" // the upstream answered, with a tool's error
+		default:
+			failure = "error" // a JSON-RPC error, a malformed answer, an upstream that died
+		}
+		o.UpstreamCall("mcp", s.g.cfg.Server, max(latency, 0), failure)
+	}
+	if c.span != nil {
+		c.span.End(settledResult(c, status, errText, rr))
+	}
 	ms := float64(latency) / float64(time.Millisecond)
 	if ms < 0 {
 		ms = 0
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), auditTimeout)
 	defer cancel()
 	// One after the other, not side by side: two appends at once make a
 	// batch of two, after which an audit writer with a CommitDelay holds
@@ -427,6 +556,7 @@ func (s *session) settle(c *callState, status, errText string, rr *resultRecord)
 	}
 	rr.Server, rr.Tool, rr.Session = s.g.cfg.Server, c.action.Tool.Name, s.id
 	rr.Decision = c.decision.ID.String()
-	rr.Status, rr.LatencyMS, rr.Error = status, ms, errText
+	// The error is the upstream's free text: the audit log keeps it masked.
+	rr.Status, rr.LatencyMS, rr.Error = status, ms, detect.Mask(errText)
 	s.g.record(ctx, "mcp.result", rr)
 }

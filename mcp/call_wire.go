@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentgov/agentgov/mcp/wire"
 	"strings"
 )
 
@@ -30,15 +31,15 @@ func parseCallParams(raw json.RawMessage) (callParams, error) {
 	if len(raw) == 0 {
 		return p, errors.New("unexpected end of JSON input")
 	}
-	if isNull(raw) {
+	if wire.IsNull(raw) {
 		return p, nil
 	}
-	r := valueReader{data: raw}
-	if err := r.open(); err != nil {
+	r := wire.NewValueReader(raw)
+	if err := r.Open(); err != nil {
 		return p, errors.New("params must be a JSON object")
 	}
 	for {
-		key, val, ok, err := r.next()
+		key, val, ok, err := r.Next()
 		if err != nil {
 			return p, err
 		}
@@ -47,16 +48,16 @@ func parseCallParams(raw json.RawMessage) (callParams, error) {
 		}
 		switch string(key) {
 		case "name":
-			if isNull(val) {
+			if wire.IsNull(val) {
 				continue
 			}
-			if p.Name, err = jsonString(val); err != nil {
+			if p.Name, err = wire.JSONString(val); err != nil {
 				return p, fmt.Errorf("name: %w", err)
 			}
 		case "arguments":
 			p.Arguments = val
 		case "_meta":
-			if isNull(val) {
+			if wire.IsNull(val) {
 				p.ApprovalID, p.HasApprovalID = "", false
 				continue
 			}
@@ -69,12 +70,12 @@ func parseCallParams(raw json.RawMessage) (callParams, error) {
 
 // readApprovalID finds MetaApprovalID in a _meta object.
 func readApprovalID(meta []byte, p *callParams) error {
-	r := valueReader{data: meta}
-	if err := r.open(); err != nil {
+	r := wire.NewValueReader(meta)
+	if err := r.Open(); err != nil {
 		return errors.New("_meta must be a JSON object")
 	}
 	for {
-		key, val, ok, err := r.next()
+		key, val, ok, err := r.Next()
 		if err != nil || !ok {
 			return err
 		}
@@ -83,7 +84,7 @@ func readApprovalID(meta []byte, p *callParams) error {
 		}
 		p.ApprovalID, p.HasApprovalID = "", false
 		if val[0] == '"' {
-			if s, err := jsonString(val); err == nil {
+			if s, err := wire.JSONString(val); err == nil {
 				p.ApprovalID, p.HasApprovalID = s, true
 			}
 		}
@@ -107,16 +108,16 @@ func parseCallResult(raw json.RawMessage) (callResult, error) {
 	if len(raw) == 0 {
 		return res, errors.New("unexpected end of JSON input")
 	}
-	if isNull(raw) {
+	if wire.IsNull(raw) {
 		return res, nil
 	}
-	r := valueReader{data: raw}
-	if err := r.open(); err != nil {
+	r := wire.NewValueReader(raw)
+	if err := r.Open(); err != nil {
 		return res, errors.New("the result is not a JSON object")
 	}
 	var content, isError []byte
 	for {
-		key, val, ok, err := r.next()
+		key, val, ok, err := r.Next()
 		if err != nil {
 			return res, err
 		}
@@ -136,12 +137,12 @@ func parseCallResult(raw json.RawMessage) (callResult, error) {
 	if content == nil || content[0] != '[' {
 		return res, nil
 	}
-	blocks := valueReader{data: content}
-	if err := blocks.openArray(); err != nil {
+	blocks := wire.NewValueReader(content)
+	if err := blocks.OpenArray(); err != nil {
 		return res, nil
 	}
 	for {
-		block, ok, err := blocks.nextElement()
+		block, ok, err := blocks.NextElement()
 		if err != nil || !ok {
 			return res, nil
 		}
@@ -164,12 +165,12 @@ func parseCallResult(raw json.RawMessage) (callResult, error) {
 // text, each nil when absent or not a string. Of repeated keys the last
 // counts.
 func blockTexts(block []byte) (text, resource *string) {
-	r := valueReader{data: block}
-	if r.open() != nil {
+	r := wire.NewValueReader(block)
+	if r.Open() != nil {
 		return nil, nil
 	}
 	for {
-		key, val, ok, err := r.next()
+		key, val, ok, err := r.Next()
 		if err != nil || !ok {
 			return text, resource
 		}
@@ -190,7 +191,7 @@ func stringValue(val []byte) *string {
 	if val[0] != '"' {
 		return nil
 	}
-	s, err := jsonString(val)
+	s, err := wire.JSONString(val)
 	if err != nil {
 		return nil
 	}
@@ -198,7 +199,7 @@ func stringValue(val []byte) *string {
 }
 
 func (r callResult) hasStructured() bool {
-	return len(r.StructuredContent) > 0 && !isNull(r.StructuredContent)
+	return len(r.StructuredContent) > 0 && !wire.IsNull(r.StructuredContent)
 }
 
 // text is what the post-call decision inspects: every text, then the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/agentgov/agentgov/mcp/pin"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -22,7 +23,7 @@ const ProtocolVersion = "2025-11-25"
 // (every page) and closes the connection. The definitions are kept as the
 // server sent them, so that their fingerprints are those the gateway will
 // compute at run time.
-func FetchTools(ctx context.Context, dial Dialer) ([]ToolDef, error) {
+func FetchTools(ctx context.Context, dial Dialer) ([]pin.ToolDef, error) {
 	conn, err := dial(ctx)
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func FetchTools(ctx context.Context, dial Dialer) ([]ToolDef, error) {
 	if err := conn.Write(ctx, &jsonrpc.Request{Method: methodInitialized, Params: json.RawMessage(`{}`)}); err != nil {
 		return nil, fmt.Errorf("initialized: %w", err)
 	}
-	var tools []ToolDef
+	var tools []pin.ToolDef
 	cursor := ""
 	for page := 0; page <= 1000; page++ {
 		params := map[string]any{}

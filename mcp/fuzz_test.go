@@ -1,63 +1,11 @@
 package mcp
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"strings"
 	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
-
-// FuzzStdioConn feeds arbitrary client bytes to the frame reader: it must
-// return messages or errors, never panic or loop, and read every line as
-// the SDK's codec does.
-func FuzzStdioConn(f *testing.F) {
-	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}` + "\n")
-	f.Add(`[{"jsonrpc":"2.0","method":"x"},{"jsonrpc":"2.0","id":"a","result":{}}]` + "\n")
-	f.Add("not json\n\n{}\n[]\n")
-	for _, c := range codecCases {
-		f.Add(c + "\n")
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		for _, line := range strings.Split(in, "\n") {
-			if line = strings.TrimSpace(line); line != "" && line[0] != '[' {
-				compareWithSDK(t, []byte(line))
-			}
-		}
-		c := NewStdioConn(strings.NewReader(in), io.Discard, nil, 256)
-		for i := 0; i < 1000; i++ {
-			_, err := c.Read(context.Background())
-			var fe *FrameError
-			if err != nil && !errors.As(err, &fe) {
-				return
-			}
-		}
-	})
-}
-
-// FuzzParseLock checks that whatever a lock file holds, parsing it either
-// fails or gives a lock that writes back to something that parses equal.
-func FuzzParseLock(f *testing.F) {
-	l := &Lock{}
-	l.Pin("fs", []ToolDef{{Name: "read", Description: "Read."}})
-	data, _ := l.Marshal()
-	f.Add(string(data))
-	f.Add("server a sha256:00\n")
-	f.Fuzz(func(t *testing.T, in string) {
-		l, err := ParseLock("fuzz.lock", []byte(in))
-		if err != nil {
-			return
-		}
-		out, err := l.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ParseLock("again.lock", out); err != nil {
-			t.Fatalf("a parsed lock wrote back unparseable: %v\n%s", err, out)
-		}
-	})
-}
 
 // FuzzCallResult checks that the gateway reads every tools/call result as
 // the map-based reading it replaced did.
@@ -76,6 +24,43 @@ func FuzzCallResult(f *testing.F) {
 		}
 		if err == nil && (res.text() != want || res.IsError != wantErr) {
 			t.Fatalf("%s: text %q isError %v; want %q %v", in, res.text(), res.IsError, want, wantErr)
+		}
+	})
+}
+
+// FuzzGovernedParams feeds arbitrary params to the reading of a resource
+// read or a prompt: whatever they hold, the request is decided on the
+// exact keys a server reads ("uri", "name", "arguments") or refused, and
+// what is decided on is what the params say under those keys.
+func FuzzGovernedParams(f *testing.F) {
+	f.Add(methodResourcesRead, `{"uri":"file:///etc/passwd"}`)
+	f.Add(methodResourcesRead, `{"URI":"file:///etc/shadow","uri":"test://ok"}`)
+	f.Add(methodPromptsGet, `{"name":"greet","arguments":{"lang":"fr"},"_meta":{"agentgov/approval_id":"apr_1"}}`)
+	f.Add(methodResourcesSubscribe, `null`)
+	f.Fuzz(func(t *testing.T, method, params string) {
+		switch method {
+		case methodResourcesRead, methodResourcesSubscribe, methodPromptsGet:
+		default:
+			return
+		}
+		if !json.Valid([]byte(params)) {
+			return
+		}
+		g, err := parseGoverned(&jsonrpc.Request{Method: method, Params: json.RawMessage(params)})
+		if err != nil {
+			return
+		}
+		var exact map[string]json.RawMessage
+		if json.Unmarshal([]byte(params), &exact) != nil {
+			t.Fatalf("%s %s: params that are not an object were decided on: %v", method, params, g.args)
+		}
+		key := "uri"
+		if method == methodPromptsGet {
+			key = "name"
+		}
+		var want string
+		if json.Unmarshal(exact[key], &want) != nil || g.args[key] != want || want == "" {
+			t.Fatalf("%s %s: decided on %s=%v; the params say %s", method, params, key, g.args[key], exact[key])
 		}
 	})
 }

@@ -6,12 +6,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/govern"
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 	"github.com/agentgov/agentgov/policy"
 )
 
@@ -19,7 +22,7 @@ type harness struct {
 	g       *Gateway
 	dec     *testDecider
 	rec     *memRecorder
-	pins    *Pins
+	pins    *pin.Pins
 	session *sdk.ClientSession
 	changed chan struct{}
 }
@@ -29,25 +32,43 @@ type harness struct {
 // and the test upstream behind.
 func startStdio(t *testing.T, mode string, tweak func(*Config), copts *sdk.ClientOptions) *harness {
 	t.Helper()
-	dial, err := Command(upstreamArgv(t), upstreamEnv(mode), io.Discard)
+	dial, err := wire.Command(upstreamArgv(t), upstreamEnv(mode), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return startDial(t, "test", dial, tweak, copts)
 }
 
+// startSession is startStdio serving the given session id.
+func startSession(t *testing.T, session string, tweak func(*Config)) *harness {
+	t.Helper()
+	dial, err := wire.Command(upstreamArgv(t), upstreamEnv("clean"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startDialSession(t, "test", session, dial, tweak, nil)
+}
+
 // startDial is startStdio in front of any upstream.
 func startDial(t *testing.T, server string, dial Dialer, tweak func(*Config), copts *sdk.ClientOptions) *harness {
 	t.Helper()
+	return startDialSession(t, server, "", dial, tweak, copts)
+}
+
+func startDialSession(t *testing.T, server, session string, dial Dialer, tweak func(*Config), copts *sdk.ClientOptions) *harness {
+	t.Helper()
+	if session == "" {
+		session = newSessionID()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h := &harness{dec: newTestDecider(), rec: &memRecorder{}, changed: make(chan struct{}, 16)}
-	pins, err := OpenPins(filepath.Join(t.TempDir(), "mcp.lock"))
+	pins, err := pin.OpenPins(filepath.Join(t.TempDir(), "mcp.lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.pins = pins
-	cfg := Config{Server: server, Dial: dial, Decider: h.dec, Recorder: h.rec, Detector: Detectors(), Pins: pins, TrustOnFirstUse: true, RedactResults: true}
+	cfg := Config{Server: server, Dial: dial, Decider: h.dec, Recorder: h.rec, Detector: pin.Detectors(), Pins: pins, TrustOnFirstUse: true, RedactResults: true}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -57,10 +78,10 @@ func startDial(t *testing.T, server string, dial Dialer, tweak func(*Config), co
 	}
 	c2gR, c2gW := io.Pipe()
 	g2cR, g2cW := io.Pipe()
-	conn := NewStdioConn(c2gR, g2cW, closers{c2gR, g2cW}, 0)
+	conn := wire.NewStdioConn(c2gR, g2cW, closers{c2gR, g2cW}, 0)
 	done := make(chan error, 1)
 	go func() {
-		done <- h.g.Serve(ctx, conn, Identity{Agent: action.Agent{ID: "tester"}, Principal: action.Principal{User: "alice"}})
+		done <- h.g.ServeSession(ctx, conn, Identity{Agent: action.Agent{ID: "tester"}, Principal: action.Principal{User: "alice"}}, session)
 	}()
 	t.Cleanup(func() { c2gW.Close(); <-done })
 	if copts == nil {
@@ -269,11 +290,84 @@ func TestApprovalTicketAndRetry(t *testing.T) {
 	if retries[len(retries)-1].ApprovalID != ticket {
 		t.Errorf("the retry was decided without its ticket: %+v", retries[len(retries)-1])
 	}
+	// The ticket approved the call: its result is decided without it, or
+	// the engine would try to redeem it again, for the wrong point.
+	for _, post := range h.dec.seen(action.PostToolCall, "pay") {
+		if post.ApprovalID != "" {
+			t.Errorf("the result was decided under ticket %s", post.ApprovalID)
+		}
+	}
 }
 
+// A person who declines is asked again when the call is made again: the
+// declined ticket, which nobody else could approve here, is not kept for
+// the call (else the retry would only be told it is still pending).
+func TestDeclinedElicitationAsksAgain(t *testing.T) {
+	asked := make(chan string, 2)
+	answer := []bool{false, true}
+	h := startStdio(t, "clean", func(c *Config) { c.ElicitApprovals, c.ElicitApprover = true, "os-user:alice" }, &sdk.ClientOptions{
+		ElicitationHandler: func(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+			asked <- r.Params.Message
+			yes := answer[0]
+			answer = answer[1:]
+			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"approve": yes}}, nil
+		},
+	})
+	if res := h.call(t, "pay", map[string]any{"amount": 700}); !res.IsError {
+		t.Fatalf("a declined call went through: %q", resultString(res))
+	}
+	if res := h.call(t, "pay", map[string]any{"amount": 700}); res.IsError || resultString(res) != "paid 700" {
+		t.Fatalf("the call made again = %v %q; want the person asked again, and approving", res.IsError, resultString(res))
+	}
+	if len(asked) != 2 {
+		t.Fatalf("the person was asked %d times; want twice", len(asked))
+	}
+}
+
+// Remembered tickets live where Config.Tickets keeps them: a gateway
+// restarted over the same TicketFile, serving the same session id, lets
+// the approved call through when it is made again; another session's
+// identical call is not decided under it.
+func TestApprovalTicketRememberedAcrossRestarts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tickets.json")
+	dec := newTestDecider()
+	serve := func(session string) *harness {
+		tickets, err := OpenTicketFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startSession(t, session, func(c *Config) { c.Decider, c.Tickets = dec, tickets })
+	}
+	h := serve("desk")
+	res := h.call(t, "pay", map[string]any{"amount": 500})
+	ticket, _ := res.Meta["agentgov/approval_id"].(string)
+	if !res.IsError || ticket == "" {
+		t.Fatalf("call needing approval = %q %v", resultString(res), res.Meta)
+	}
+	key := "pay " + digestOf(map[string]any{"amount": int64(500)})
+	if got, _ := OpenTicketFile(file); got.Ticket("desk", key) != ticket {
+		t.Fatalf("the ticket file does not remember %s for the call", ticket)
+	}
+	h.session.Close()
+	dec.Approve(context.Background(), ticket, "bob", "")
+
+	if res := serve("elsewhere").call(t, "pay", map[string]any{"amount": 500}); !res.IsError {
+		t.Fatalf("another session's call went through under the ticket: %q", resultString(res))
+	}
+	if res := serve("desk").call(t, "pay", map[string]any{"amount": 500}); res.IsError || resultString(res) != "paid 500" {
+		t.Fatalf("the approved call after a restart = %v %q", res.IsError, resultString(res))
+	}
+	if got, _ := OpenTicketFile(file); got.Ticket("desk", key) != "" {
+		t.Errorf("a used ticket is still remembered")
+	}
+}
+
+// On stdio the client is a person's desktop, the person someone other
+// than the agent: they may approve a call when asked, and the approval
+// records who answered and how.
 func TestApprovalThroughElicitation(t *testing.T) {
 	asked := make(chan string, 1)
-	h := startStdio(t, "clean", func(c *Config) { c.ElicitApprovals = true }, &sdk.ClientOptions{
+	h := startStdio(t, "clean", func(c *Config) { c.ElicitApprovals, c.ElicitApprover = true, "os-user:alice" }, &sdk.ClientOptions{
 		ElicitationHandler: func(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
 			asked <- r.Params.Message
 			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
@@ -283,13 +377,32 @@ func TestApprovalThroughElicitation(t *testing.T) {
 	if res.IsError || resultString(res) != "paid 700" {
 		t.Fatalf("call approved through elicitation = %v %q", res.IsError, resultString(res))
 	}
-	if msg := <-asked; !strings.Contains(msg, "test/pay") || !strings.Contains(msg, "700") {
+	if msg := <-asked; !strings.Contains(msg, "test/pay") || !strings.Contains(msg, "amount: 700") {
 		t.Errorf("the user was asked %q; want the tool and its arguments", msg)
+	}
+	by := h.dec.approvals()
+	if len(by) != 1 {
+		t.Fatalf("approvals = %v; want one", by)
+	}
+	for _, a := range by {
+		if a[0] != "os-user:alice" || !strings.Contains(a[1], "via MCP elicitation on stdio") {
+			t.Errorf("approved by %q (%q); want the person at the stdio client, via elicitation", a[0], a[1])
+		}
 	}
 }
 
 func TestDriftMidSessionQuarantinesTool(t *testing.T) {
-	h := startStdio(t, "clean", nil, nil)
+	var alertsMu sync.Mutex
+	alerts := map[string]string{}
+	h := startStdio(t, "clean", func(c *Config) {
+		c.Alert = func(_ context.Context, kind, summary string, fields map[string]any) {
+			alertsMu.Lock()
+			defer alertsMu.Unlock()
+			if fields["tool"] == "echo" {
+				alerts[kind] = summary
+			}
+		}
+	}, nil)
 	if res := h.call(t, "echo", map[string]any{"text": "before"}); res.IsError {
 		t.Fatalf("echo before the change: %q", resultString(res))
 	}
@@ -315,6 +428,12 @@ func TestDriftMidSessionQuarantinesTool(t *testing.T) {
 	if !found {
 		t.Fatalf("audit drift records = %v; want one naming the type change", drift)
 	}
+	// A person hears of it: the drift and the quarantine are alerts.
+	alertsMu.Lock()
+	if !strings.Contains(alerts["drift"], "changed type from string to number") || !strings.Contains(alerts["quarantine"], "echo") {
+		t.Errorf("alerts = %v; want a drift and a quarantine of echo", alerts)
+	}
+	alertsMu.Unlock()
 	if names := strings.Join(toolNames(t, h.session), ","); strings.Contains(names, "echo") {
 		t.Errorf("tools/list still offers the quarantined tool: %s", names)
 	}
@@ -333,11 +452,12 @@ func TestResultsAreRedactedOrWithheld(t *testing.T) {
 	}
 }
 
+// A tool whose name is another server's, where the tools of both reach
+// the client in one namespace (a shared Registry), is quarantined.
 func TestPoisonedAndShadowingToolsAreQuarantined(t *testing.T) {
 	h := startStdio(t, "poisoned", func(c *Config) {
-		l := &Lock{}
-		l.Pin("mail", []ToolDef{{Name: "send_email", Description: "Send an email."}})
-		c.Pins = MemoryPins(l)
+		c.Registry = NewRegistry()
+		c.Registry.set("mail", []string{"send_email"})
 	}, nil)
 	names := strings.Join(toolNames(t, h.session), ",")
 	if strings.Contains(names, "add") || strings.Contains(names, "send_email") {
@@ -390,4 +510,40 @@ func TestAuditFailureDeniesCalls(t *testing.T) {
 func digestOf(args map[string]any) string {
 	d, _, _ := action.ArgsDigest(args)
 	return d
+}
+
+// Two gateways for two servers that happen to offer the same tools (two
+// filesystem servers), each served to its own client, pinned in one lock:
+// neither quarantines the other's tools, since no client sees both under
+// the same names. The lock records both.
+func TestTwoServersSharingToolNamesDoNotQuarantineEachOther(t *testing.T) {
+	pins, err := pin.OpenPins(filepath.Join(t.TempDir(), "mcp.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := func(c *Config) { c.Pins = pins }
+	dial := func() Dialer {
+		d, err := wire.Command(upstreamArgv(t), upstreamEnv("clean"), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a := startDial(t, "files-a", dial(), share, nil)
+	b := startDial(t, "files-b", dial(), share, nil)
+	for _, h := range []*harness{a, b, a} {
+		if names := strings.Join(toolNames(t, h.session), ","); !strings.Contains(names, "echo") {
+			t.Fatalf("%s lists %s; want echo", h.g.Server(), names)
+		}
+		if res := h.call(t, "echo", map[string]any{"text": "hi"}); res.IsError {
+			t.Fatalf("%s: echo = %q", h.g.Server(), resultString(res))
+		}
+		if f := h.rec.kind("mcp.finding"); len(f) != 0 {
+			t.Fatalf("%s audited findings %v", h.g.Server(), f)
+		}
+	}
+	l, err := pin.ReadLock(pins.Path())
+	if err != nil || len(l.Servers["files-a"]) == 0 || len(l.Servers["files-b"]) == 0 {
+		t.Fatalf("the lock holds %v (%v); want both servers pinned", l, err)
+	}
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentgov/agentgov/errcode"
+	"github.com/agentgov/agentgov/mcp/wire"
 )
 
 // clientStream is one client session of the streamable-HTTP endpoint, seen
@@ -139,7 +142,7 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 	}
 	if len(ids) == 0 {
 		if !c.publish(msgs) {
-			httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended")
+			httpError(w, errcode.New(errcode.NotFound, "the MCP session has ended"))
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -151,7 +154,7 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		w.Header()[sessionHeader] = []string{c.id}
 	}
 	pa := &postAnswer{answers: make(chan jsonrpc.Message, len(ids)), written: make(chan struct{})}
-	if len(ids) == 1 && accepts(r, mediaJSON) {
+	if len(ids) == 1 && accepts(r, wire.MediaJSON) {
 		pa.w = w
 	}
 	c.mu.Lock()
@@ -162,7 +165,7 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		}
 		if busy {
 			c.mu.Unlock()
-			writeRPCError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request id %v is already in flight", id.Raw()))
+			writeRPCError(w, id, jsonrpc.CodeInvalidRequest, errcode.Errorf(errcode.BadRequest, "request id %v is already in flight", id.Raw()))
 			return
 		}
 	}
@@ -182,7 +185,7 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 	}()
 	if !c.publish(msgs) {
 		// Part of a batch may have gone out, and its answer with it.
-		pa.abandon(func() { httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended") })
+		pa.abandon(func() { httpError(w, errcode.New(errcode.NotFound, "the MCP session has ended")) })
 		return
 	}
 	if pa.w != nil {
@@ -193,7 +196,7 @@ func (c *clientStream) servePOST(w http.ResponseWriter, r *http.Request, msgs []
 		case <-r.Context().Done():
 			pa.abandon(nil)
 		case <-c.done:
-			pa.abandon(func() { httpError(w, http.StatusNotFound, "not_found", "the MCP session has ended") })
+			pa.abandon(func() { httpError(w, errcode.New(errcode.NotFound, "the MCP session has ended")) })
 		}
 		return
 	}
@@ -237,7 +240,7 @@ func (pa *postAnswer) answer(m *jsonrpc.Response) error {
 		pa.answers <- m
 		return nil
 	}
-	data, err := encodeMessage(m)
+	data, err := wire.EncodeMessage(m)
 	if err != nil {
 		return err
 	}
@@ -249,7 +252,7 @@ func (pa *postAnswer) answer(m *jsonrpc.Response) error {
 	pa.over = true
 	defer close(pa.written)
 	h := pa.w.Header()
-	h["Content-Type"] = contentTypeJSON
+	h["Content-Type"] = wire.ContentTypeJSON
 	h["Content-Length"] = []string{strconv.Itoa(len(data))}
 	if _, err := pa.w.Write(data); err != nil {
 		return err
@@ -306,15 +309,15 @@ func (c *clientStream) publish(msgs []jsonrpc.Message) bool {
 // serveGET is the client's event stream for what the gateway sends outside
 // of answers. A session has at most one.
 func (c *clientStream) serveGET(w http.ResponseWriter, r *http.Request) {
-	if !accepts(r, mediaEventStream) {
-		httpError(w, http.StatusBadRequest, "bad_request", "GET opens an event stream: accept text/event-stream")
+	if !accepts(r, wire.MediaEventStream) {
+		httpError(w, errcode.New(errcode.BadRequest, "GET opens an event stream: accept text/event-stream"))
 		return
 	}
 	queue := make(chan jsonrpc.Message, listenerQueue)
 	c.mu.Lock()
 	if c.listener != nil {
 		c.mu.Unlock()
-		httpError(w, http.StatusConflict, "conflict", "the session already has an open event stream")
+		httpError(w, errcode.New(errcode.Conflict, "the session already has an open event stream"))
 		return
 	}
 	c.listener = queue
@@ -350,7 +353,7 @@ type eventWriter struct {
 
 func startEvents(w http.ResponseWriter) *eventWriter {
 	h := w.Header()
-	h["Content-Type"] = []string{mediaEventStream}
+	h["Content-Type"] = []string{wire.MediaEventStream}
 	h["Cache-Control"] = []string{"no-cache, no-transform"}
 	w.WriteHeader(http.StatusOK)
 	ev := &eventWriter{w: w, rc: http.NewResponseController(w)}
@@ -363,12 +366,12 @@ func startEvents(w http.ResponseWriter) *eventWriter {
 
 func (e *eventWriter) send(m jsonrpc.Message) error {
 	buf := append(e.buf[:0], "event: message\ndata: "...)
-	buf, err := appendMessage(buf, m)
+	buf, err := wire.AppendMessage(buf, m)
 	if err != nil {
 		return err
 	}
 	buf = append(buf, "\n\n"...)
-	if cap(buf) <= maxKeptWriteBuffer {
+	if cap(buf) <= wire.MaxKeptWriteBuffer {
 		e.buf = buf
 	}
 	if _, err := e.w.Write(buf); err != nil {
@@ -387,7 +390,7 @@ func accepts(r *http.Request, media string) bool {
 	major, _, _ := strings.Cut(media, "/")
 	for _, v := range values {
 		for _, part := range strings.Split(v, ",") {
-			switch mediaType(part) {
+			switch wire.MediaType(part) {
 			case media, "*/*", major + "/*":
 				return true
 			}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -19,12 +21,12 @@ import (
 // that takes the test tokens.
 func httpGateway(t *testing.T, tweak func(*Config)) (*httptest.Server, *testDecider) {
 	t.Helper()
-	dial, err := Command(upstreamArgv(t), upstreamEnv("clean"), nil)
+	dial, err := wire.Command(upstreamArgv(t), upstreamEnv("clean"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := newTestDecider()
-	cfg := Config{Server: "test", Dial: dial, Decider: dec, Recorder: &memRecorder{}, Detector: Detectors(), Pins: MemoryPins(nil), TrustOnFirstUse: true}
+	cfg := Config{Server: "test", Dial: dial, Decider: dec, Recorder: &memRecorder{}, Detector: pin.Detectors(), Pins: pin.MemoryPins(nil), TrustOnFirstUse: true}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -38,11 +40,19 @@ func httpGateway(t *testing.T, tweak func(*Config)) (*httptest.Server, *testDeci
 	return ts, dec
 }
 
+// httpSDKClient connects the Go SDK's client over protocol 2025-11-25,
+// with a session (see sdkClientOf for the stateless revision).
 func httpSDKClient(t *testing.T, url string, opts *sdk.ClientOptions) *sdk.ClientSession {
+	t.Helper()
+	return sdkClientOf(t, url, opts, RevisionSession)
+}
+
+// sdkClientOf connects the Go SDK's client asking for protocol revision.
+func sdkClientOf(t *testing.T, url string, opts *sdk.ClientOptions, revision string) *sdk.ClientSession {
 	t.Helper()
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "go-http-client", Version: "1"}, opts).Connect(context.Background(), &sdk.StreamableClientTransport{
 		Endpoint: url, HTTPClient: &http.Client{Transport: bearer{"agent-token", http.DefaultTransport}},
-	}, nil)
+	}, &sdk.ClientSessionOptions{ProtocolVersion: revision})
 	if err != nil {
 		t.Fatalf("connect over HTTP: %v", err)
 	}
@@ -51,25 +61,13 @@ func httpSDKClient(t *testing.T, url string, opts *sdk.ClientOptions) *sdk.Clien
 }
 
 // What the gateway sends outside of an answer reaches an HTTP client on its
-// GET stream: the gateway's own elicitation, the upstream's list_changed.
+// GET stream: the upstream's list_changed.
 func TestHTTPGatewayEventStream(t *testing.T) {
-	ts, _ := httpGateway(t, func(c *Config) { c.ElicitApprovals = true })
-	asked := make(chan string, 1)
+	ts, _ := httpGateway(t, nil)
 	changed := make(chan struct{}, 4)
 	cs := httpSDKClient(t, ts.URL, &sdk.ClientOptions{
-		ElicitationHandler: func(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
-			asked <- r.Params.Message
-			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
-		},
 		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
 	})
-	res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "pay", Arguments: map[string]any{"amount": 700}})
-	if err != nil || res.IsError || resultString(res) != "paid 700" {
-		t.Fatalf("call approved through elicitation over HTTP = %v %v", res, err)
-	}
-	if msg := <-asked; !strings.Contains(msg, "test/pay") {
-		t.Errorf("the user was asked %q", msg)
-	}
 	if res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "mutate"}); err != nil || res.IsError {
 		t.Fatalf("mutate = %v %v", res, err)
 	}
@@ -77,6 +75,83 @@ func TestHTTPGatewayEventStream(t *testing.T) {
 	case <-changed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the upstream's tools/list_changed did not reach the HTTP client")
+	}
+}
+
+// Over HTTP the client holds the agent's token: it is the agent. A client
+// that declares elicitation and says yes to everything would approve its
+// own calls, so the HTTP handler never asks, even with ElicitApprovals
+// set: the call waits for its ticket, which an approver decides.
+func TestHTTPAgentCannotApproveItsOwnCall(t *testing.T) {
+	ts, dec := httpGateway(t, func(c *Config) { c.ElicitApprovals, c.ElicitApprover = true, "os-user:alice" })
+	asked := make(chan string, 1)
+	cs := httpSDKClient(t, ts.URL, &sdk.ClientOptions{
+		ElicitationHandler: func(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+			asked <- r.Params.Message
+			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
+		},
+	})
+	res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "pay", Arguments: map[string]any{"amount": 700}})
+	if err != nil || !res.IsError || !strings.Contains(resultString(res), "needs a person's approval") {
+		t.Fatalf("a payment needing approval, over HTTP = %v %v; want it held for its ticket", res, err)
+	}
+	select {
+	case msg := <-asked:
+		t.Fatalf("the agent was asked to approve its own call: %q", msg)
+	default:
+	}
+	if by := dec.approvals(); len(by) != 0 {
+		t.Fatalf("approved over HTTP: %v", by)
+	}
+}
+
+// The variant of protocol 2026-07-28, whose clients declare elicitation in
+// each request's _meta: still no question, over a raw GET stream either.
+func TestHTTPAgentCannotApproveItsOwnCallDeclaredPerRequest(t *testing.T) {
+	ts, dec := httpGateway(t, func(c *Config) { c.ElicitApprovals, c.ElicitApprover = true, "os-user:alice" })
+	c := &rawHTTP{t: t, url: ts.URL}
+	resp := c.do("POST", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}`)
+	c.sid = resp.Header.Get(sessionHeader)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c.status("POST", `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	get := c.do("GET", "")
+	defer get.Body.Close()
+	events := make(chan string, 16)
+	go func() {
+		// The hostile agent says yes to any question it is asked.
+		wire.ReadEvents(bufio.NewReader(get.Body), 1<<20, func(data []byte) bool {
+			events <- string(data)
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+			}
+			if json.Unmarshal(data, &m) == nil && m.Method == methodElicit {
+				req, _ := http.NewRequest("POST", ts.URL, strings.NewReader(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"action":"accept","content":{"approve":true}}}`))
+				req.Header.Set("Authorization", "Bearer agent-token")
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(sessionHeader, c.sid)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+			return true
+		})
+		close(events)
+	}()
+	code, body := c.status("POST", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"pay","arguments":{"amount":700},`+
+		`"_meta":{"io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}}`)
+	if code != 200 || !strings.Contains(body, "needs a person's approval") {
+		t.Fatalf("the payment: %d %s; want it held for its ticket", code, body)
+	}
+	get.Body.Close()
+	for ev := range events {
+		if strings.Contains(ev, methodElicit) {
+			t.Fatalf("the agent was asked to approve its own call: %s", ev)
+		}
+	}
+	if by := dec.approvals(); len(by) != 0 {
+		t.Fatalf("approved over HTTP: %v", by)
 	}
 }
 
@@ -194,7 +269,7 @@ func readEventMessages(t *testing.T, body io.ReadCloser) []map[string]any {
 	t.Helper()
 	defer body.Close()
 	var out []map[string]any
-	err := readEvents(bufio.NewReader(body), 1<<20, func(data []byte) bool {
+	err := wire.ReadEvents(bufio.NewReader(body), 1<<20, func(data []byte) bool {
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Errorf("event %q: %v", data, err)

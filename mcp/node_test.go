@@ -16,6 +16,8 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 )
 
 const nodeDir = "testdata/node"
@@ -60,7 +62,7 @@ func TestRealServersBehindStdioGateway(t *testing.T) {
 		{"everything", "echo", nodeServer(t, "server-everything"), map[string]any{"message": "through the gateway"}, "through the gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dial, err := Command(tc.argv, os.Environ(), nil)
+			dial, err := wire.Command(tc.argv, os.Environ(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +92,7 @@ func TestRealServersBehindStdioGateway(t *testing.T) {
 // TestPinDiffScanRealServers fetches the real servers' tools the way `agentgov mcp pin` does.
 func TestPinDiffScanRealServers(t *testing.T) {
 	needNode(t)
-	dial, err := Command(nodeServer(t, "server-everything"), os.Environ(), nil)
+	dial, err := wire.Command(nodeServer(t, "server-everything"), os.Environ(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestPinDiffScanRealServers(t *testing.T) {
 	if len(tools) < 5 {
 		t.Fatalf("everything server lists %d tools", len(tools))
 	}
-	pinned := map[string]ToolDef{}
+	pinned := map[string]pin.ToolDef{}
 	for _, tool := range tools {
 		pinned[tool.Name] = tool
 	}
@@ -109,10 +111,10 @@ func TestPinDiffScanRealServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := Diff("everything", pinned, again, Detectors()); len(d) != 0 {
+	if d := pin.Diff("everything", pinned, again, pin.Detectors()); len(d) != 0 {
 		t.Errorf("the same server drifted from itself: %v", d)
 	}
-	if f := Scan("everything", tools, map[string][]string{"filesystem": {"read_file", "write_file"}}, Detectors()); len(f) != 0 {
+	if f := pin.Scan("everything", tools, map[string][]string{"filesystem": {"read_file", "write_file"}}, pin.Detectors()); len(f) != 0 {
 		t.Errorf("clean tools flagged: %v", f)
 	}
 }
@@ -156,15 +158,15 @@ func checkTSOutput(t *testing.T, cmd *exec.Cmd, want string) {
 
 // runTestGateway is the gateway process of TestTypeScriptClientStdio.
 func runTestGateway(upstream string) {
-	dial, err := Command(strings.Fields(upstream), os.Environ(), os.Stderr)
+	dial, err := wire.Command(strings.Fields(upstream), os.Environ(), os.Stderr)
 	if err != nil {
 		panic(err)
 	}
-	g, err := New(Config{Server: "everything", Dial: dial, Decider: newTestDecider(), Pins: MemoryPins(nil), TrustOnFirstUse: true, Detector: Detectors()})
+	g, err := New(Config{Server: "everything", Dial: dial, Decider: newTestDecider(), Pins: pin.MemoryPins(nil), TrustOnFirstUse: true, Detector: pin.Detectors()})
 	if err != nil {
 		panic(err)
 	}
-	g.Serve(context.Background(), NewStdioConn(os.Stdin, os.Stdout, nil, 0), Identity{Agent: action.Agent{ID: "ts"}})
+	g.Serve(context.Background(), wire.NewStdioConn(os.Stdin, os.Stdout, nil, 0), Identity{Agent: action.Agent{ID: "ts"}})
 }
 
 func testIdentify(r *http.Request) (action.Agent, action.Principal, error) {
@@ -191,7 +193,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 func startHTTP(t *testing.T, server string, dial Dialer) (*httptest.Server, *testDecider, *memRecorder) {
 	t.Helper()
 	dec, rec := newTestDecider(), &memRecorder{}
-	g, err := New(Config{Server: server, Dial: dial, Decider: dec, Recorder: rec, Detector: Detectors(), Pins: MemoryPins(nil), TrustOnFirstUse: true})
+	g, err := New(Config{Server: server, Dial: dial, Decider: dec, Recorder: rec, Detector: pin.Detectors(), Pins: pin.MemoryPins(nil), TrustOnFirstUse: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func startHTTP(t *testing.T, server string, dial Dialer) (*httptest.Server, *tes
 }
 
 func TestHTTPGatewayGoClient(t *testing.T) {
-	dial, err := Command(upstreamArgv(t), upstreamEnv("clean"), nil)
+	dial, err := wire.Command(upstreamArgv(t), upstreamEnv("clean"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,7 @@ func TestHTTPGatewayGoClient(t *testing.T) {
 }
 
 func TestHTTPSessionsAreBoundToTheirAgent(t *testing.T) {
-	dial, err := Command(upstreamArgv(t), upstreamEnv("clean"), nil)
+	dial, err := wire.Command(upstreamArgv(t), upstreamEnv("clean"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +288,7 @@ func TestHTTPSessionsAreBoundToTheirAgent(t *testing.T) {
 
 func TestTypeScriptClientHTTP(t *testing.T) {
 	needNode(t)
-	dial, err := Command(nodeServer(t, "server-everything"), os.Environ(), nil)
+	dial, err := wire.Command(nodeServer(t, "server-everything"), os.Environ(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

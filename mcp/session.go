@@ -3,6 +3,7 @@ package mcp
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,24 +12,74 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/calltrace"
+	"github.com/agentgov/agentgov/errcode"
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 )
 
 // MCP method names the gateway acts on.
 const (
-	methodInitialize    = "initialize"
-	methodInitialized   = "notifications/initialized"
-	methodToolsList     = "tools/list"
-	methodToolsCall     = "tools/call"
-	methodListChanged   = "notifications/tools/list_changed"
-	methodCancelled     = "notifications/cancelled"
-	methodElicit        = "elicitation/create"
-	internalIDPrefix    = "agentgov-"
-	codeUpstreamFailure = -32603
+	methodInitialize         = "initialize"
+	methodInitialized        = "notifications/initialized"
+	methodPing               = "ping"
+	methodToolsList          = "tools/list"
+	methodToolsCall          = "tools/call"
+	methodResourcesRead      = "resources/read"
+	methodResourcesSubscribe = "resources/subscribe"
+	methodPromptsGet         = "prompts/get"
+	methodListChanged        = "notifications/tools/list_changed"
+	methodCancelled          = "notifications/cancelled"
+	methodProgress           = "notifications/progress"
+	methodRootsChanged       = "notifications/roots/list_changed"
+	methodElicit             = "elicitation/create"
+)
+
+// JSON-RPC error codes the gateway answers with itself, here and nowhere
+// else.
+const (
+	// codeRefused: agentgov refused the request (a denial, an approval
+	// that is needed, a kill switch, a session limit). The error's data
+	// carries agentgov/effect, agentgov/code and, when there is one,
+	// agentgov/decision.
+	codeRefused = errcode.RPCRefused
+	// codeUpstreamFailure: the upstream could not answer.
+	codeUpstreamFailure = errcode.RPCInternal
+)
+
+// internalIDPrefix begins the id of every request the gateway sends of its
+// own accord, to the upstream (its tools/list, a restarted upstream's
+// initialize) or to the client (elicitation). The rest of the id is a
+// random per-session part and a counter, so it cannot be guessed; a
+// message of the client or the upstream that uses the prefix is refused
+// and audited.
+const internalIDPrefix = "agentgov-"
+
+// clientNotifications are the notifications a client may send a server. A
+// message without an id gets no answer, so any other method sent that way
+// (a tools/call above all) would reach the upstream with nothing decided:
+// it is refused and audited instead.
+var clientNotifications = map[string]bool{
+	methodInitialized:  true,
+	methodCancelled:    true,
+	methodProgress:     true,
+	methodRootsChanged: true,
+}
+
+// maxRelayed bounds the upstream's requests that wait for the client's
+// answer at once.
+const maxRelayed = 1024
+
+// Who sent a refused message.
+const (
+	sideClient   = "client"
+	sideUpstream = "upstream"
 )
 
 // session relays one client connection to its upstream.
@@ -39,27 +90,42 @@ type session struct {
 	client sdk.Connection
 	ctx    context.Context
 	cancel context.CancelFunc
+	// elicitApprovals says the person at the client is not the agent (a
+	// stdio client on a person's desktop), so that a call needing approval
+	// may be put to that person. Never set for an HTTP session.
+	elicitApprovals bool
 
-	upMu       sync.Mutex
-	up         sdk.Connection // nil until dialled, and again after the upstream died
-	upGen      int
-	initParams json.RawMessage // the client's initialize, replayed to a restarted upstream
-	started    bool            // the client finished initialising
+	// The parts with a concern, and a lock, of their own.
+	link          upstreamLink     // the upstream connection, by generation
+	catalog       *toolCatalog     // the upstream's tools as the gateway assessed them
+	approvals     *ticketMemo      // the ticket each call waits on
+	upPending     *pendingRequests // the gateway's own requests to the upstream...
+	clientPending *pendingRequests // ...and to the client, so that an answer is only taken from the side its request went to
+	idPrefix      string           // of the gateway's own request ids: unguessable per session
+	nextID        atomic.Int64
+	// closing refuses the requests read once the session stops taking them.
+	closing atomic.Bool
+	// quit is closed once the client has gone or the session stops taking
+	// requests: what waits on the session's behalf (a chaos latency) ends.
+	quit     chan struct{}
+	quitOnce sync.Once
 
-	mu        sync.Mutex
-	inflight  map[jsonrpc.ID]*inflight
-	internal  map[string]chan *jsonrpc.Response
-	approvals map[string]string // call key -> approval ticket it is waiting on
-	elicit    bool
-	nextID    atomic.Int64
-
-	loadMu   sync.Mutex // one catalog load at a time
-	catMu    sync.Mutex
-	catalog  map[string]*toolState
-	catErr   error
-	catReady chan struct{}
-	catDone  bool
-	catStart bool
+	// The relay's own state, under mu.
+	mu       sync.Mutex
+	inflight map[jsonrpc.ID]*inflight
+	// busy counts work under way that may still answer the client or write
+	// to the audit log; with inflight it says when the session has finished
+	// what it took (see drain). settled is signalled whenever either falls.
+	busy    int
+	settled chan struct{}
+	elicit  bool // the client can answer elicitation
+	// relayed holds the upstream's requests to the client that wait for
+	// its answer, with the upstream generation they came from: the only
+	// answers of the client that go upstream.
+	relayed map[jsonrpc.ID]int
+	// callerTrace holds the traceparent header of the HTTP request that
+	// carried a request, until the request is taken in (see tracing.go).
+	callerTrace map[jsonrpc.ID]string
 }
 
 // inflight is a client request forwarded upstream and not yet answered.
@@ -68,37 +134,64 @@ type inflight struct {
 	gen       int // upstream generation it was sent to; 0 before it was sent
 	call      *callState
 	cancelled bool
+	// span is the request's span and traceparent the caller's, when
+	// traced.
+	span        calltrace.Span
+	spanCtx     context.Context
+	traceparent string
+	// abandon, when set, is closed when the client cancels the request
+	// before it was sent (see forwardCall).
+	abandon chan struct{}
 }
 
-// callState follows an allowed tools/call to its result.
+// callState follows an allowed governed request (a tools/call, a resource
+// read, a prompt) to its result.
 type callState struct {
 	req      *jsonrpc.Request
+	method   string
 	action   action.Action
 	decision action.Decision
 	digest   string
 	start    int64 // clock at forwarding, in nanoseconds
+	// span is the call's span and spanCtx the session's context carrying
+	// it, for the decision on the result; both nil when not traced.
+	span    calltrace.Span
+	spanCtx context.Context
 }
 
-func newSession(ctx context.Context, g *Gateway, client sdk.Connection, who Identity, id string) *session {
-	ctx, cancel := context.WithCancel(ctx)
+func newSession(ctx context.Context, g *Gateway, client sdk.Connection, who Identity, id string, elicitApprovals bool) *session {
+	ctx, cancel := context.WithCancel(action.WithEnforcer(ctx, "mcp_gateway"))
 	return &session{
 		g: g, id: id, who: who, client: client, ctx: ctx, cancel: cancel,
-		inflight:  map[jsonrpc.ID]*inflight{},
-		internal:  map[string]chan *jsonrpc.Response{},
-		approvals: map[string]string{},
-		catReady:  make(chan struct{}),
+		elicitApprovals: elicitApprovals,
+		inflight:        map[jsonrpc.ID]*inflight{},
+		settled:         make(chan struct{}, 1),
+		approvals:       newTicketMemo(),
+		idPrefix:        internalIDPrefix + rand.Text() + "-",
+		upPending:       newPendingRequests(),
+		clientPending:   newPendingRequests(),
+		relayed:         map[jsonrpc.ID]int{},
+		catalog:         newToolCatalog(g.cfg.Pins.Version()),
+		quit:            make(chan struct{}),
 	}
 }
 
 func (s *session) close() {
 	s.cancel()
-	s.upMu.Lock()
-	if s.up != nil {
-		s.up.Close()
-		s.up = nil
-	}
-	s.upMu.Unlock()
+	s.link.close()
 	s.client.Close()
+}
+
+// sessionRecord is the audit record of this session's start or end.
+func (s *session) sessionRecord(event, reason string) sessionRecord {
+	transport := "stdio"
+	if _, ok := s.client.(*clientStream); ok {
+		transport = "http"
+	}
+	return sessionRecord{
+		Event: event, Server: s.g.cfg.Server, Session: s.id, Agent: s.who.Agent, Principal: s.who.Principal,
+		Transport: transport, Reason: reason,
+	}
 }
 
 // run reads the client until it goes away.
@@ -106,7 +199,7 @@ func (s *session) run() error {
 	for {
 		msg, err := s.client.Read(s.ctx)
 		if err != nil {
-			var fe *FrameError
+			var fe *wire.FrameError
 			if errors.As(err, &fe) {
 				s.replyError(fe.ID, fe.Code, fe.Error())
 				continue
@@ -124,16 +217,13 @@ func (s *session) run() error {
 // on a goroutine of its own, which may wait for the upstream's answer (see
 // clientStream.pushTo); otherwise it runs on the session's read loop.
 func (s *session) fromClientMessage(msg jsonrpc.Message, own bool) {
+	s.hold()
+	defer s.release()
 	switch m := msg.(type) {
 	case *jsonrpc.Request:
 		s.fromClient(m, own)
 	case *jsonrpc.Response:
-		if s.deliverInternal(m) {
-			return
-		}
-		if err := s.sendUp(m, false); err != nil {
-			s.g.log.Warn("response to upstream lost", "session", s.id, "err", err)
-		}
+		s.fromClientResponse(m)
 	}
 }
 
@@ -141,71 +231,230 @@ func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, sdk.ErrConnectionClosed)
 }
 
-func (s *session) fromClient(req *jsonrpc.Request, own bool) {
-	s.noteCapabilities(req.Params)
-	if !req.IsCall() {
-		switch req.Method {
-		case methodInitialized:
-			s.upMu.Lock()
-			s.started = true
-			s.upMu.Unlock()
-			s.sendUp(req, false)
-			go s.loadCatalog()
-			return
-		case methodCancelled:
-			var p struct {
-				RequestID any `json:"requestId"`
-			}
-			if json.Unmarshal(req.Params, &p) == nil {
-				if id, err := jsonrpc.MakeID(normalizeID(p.RequestID)); err == nil {
-					s.mu.Lock()
-					if inf := s.inflight[id]; inf != nil && inf.gen == 0 {
-						inf.cancelled = true
-					}
-					s.mu.Unlock()
-				}
-			}
+// fromClientResponse passes on the client's answer to a request, which
+// must be one sent to the client: by the gateway itself (elicitation), or
+// by the upstream through the gateway. Anything else is refused: an
+// answer of the client must never stand in for one of the upstream's.
+func (s *session) fromClientResponse(m *jsonrpc.Response) {
+	if key, ok := internalKey(m.ID); ok {
+		if !s.clientPending.deliver(key, m) {
+			s.refuse(sideClient, "", m.ID, "it answers no request the gateway sent to the client")
 		}
-		s.sendUp(req, false)
 		return
 	}
 	s.mu.Lock()
+	gen, ok := s.relayed[m.ID]
+	delete(s.relayed, m.ID)
+	s.mu.Unlock()
+	if !ok {
+		s.refuse(sideClient, "", m.ID, "it answers no request the upstream has pending with the client")
+		return
+	}
+	up := s.link.of(gen)
+	if up == nil {
+		s.g.log.Info("answer of the client dropped: the upstream that asked has gone", "session", s.id)
+		return
+	}
+	if err := up.Write(s.ctx, m); err != nil {
+		s.g.log.Warn("response to upstream lost", "session", s.id, "err", err)
+	}
+}
+
+func (s *session) fromClient(req *jsonrpc.Request, own bool) {
+	if !req.IsCall() {
+		s.fromClientNotification(req)
+		return
+	}
+	if s.isClosing() {
+		s.replyRefused(req.ID, "agentgov: the gateway is shutting down; the request was not sent", map[string]any{"agentgov/effect": string(action.Deny)})
+		return
+	}
+	if _, ok := internalKey(req.ID); ok {
+		s.replyError(req.ID, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request ids beginning with %q are reserved for the gateway's own requests; use another id", internalIDPrefix))
+		s.refuse(sideClient, req.Method, req.ID, "its id begins with the prefix the gateway reserves for its own requests")
+		return
+	}
+	s.noteCapabilities(req.Params)
+	s.mu.Lock()
+	tp, traced := s.callerTrace[req.ID]
+	if traced {
+		delete(s.callerTrace, req.ID)
+	}
 	if _, dup := s.inflight[req.ID]; dup {
 		s.mu.Unlock()
 		s.replyError(req.ID, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request id %v is already in flight", req.ID.Raw()))
 		return
 	}
-	inf := &inflight{method: req.Method}
+	inf := &inflight{method: req.Method, traceparent: tp}
 	s.inflight[req.ID] = inf
 	s.mu.Unlock()
 	switch req.Method {
 	case methodInitialize:
-		var p struct {
-			Capabilities struct {
-				Elicitation json.RawMessage `json:"elicitation"`
-			} `json:"capabilities"`
-		}
-		_ = json.Unmarshal(req.Params, &p)
-		s.mu.Lock()
-		s.elicit = len(p.Capabilities.Elicitation) > 0 && string(p.Capabilities.Elicitation) != "null"
-		s.mu.Unlock()
-		s.upMu.Lock()
-		s.initParams = append(json.RawMessage(nil), req.Params...)
-		s.upMu.Unlock()
-		s.forward(req, own)
-	case methodToolsCall:
-		if own {
+		s.initialize(req, inf, own)
+	case methodPing:
+		// The gateway is the server this client speaks to; it answers for
+		// itself.
+		s.takeInflight(req.ID)
+		s.reply(req.ID, struct{}{})
+	case methodToolsCall, methodResourcesRead, methodResourcesSubscribe, methodPromptsGet:
+		switch {
+		case own:
 			s.handleCall(req, false)
-		} else if len(req.Params) <= inlineLimit && s.catalogReady() {
+		case len(req.Params) <= inlineLimit && (req.Method != methodToolsCall || s.catalog.current()):
 			s.handleCall(req, true)
-		} else {
+		default:
 			// The first call waits for the catalog, which must not hold up
 			// reading the client.
-			go s.handleCall(req, false)
+			s.goHeld(func() { s.handleCall(req, false) })
 		}
 	default:
-		s.forward(req, own)
+		s.gate(req, own)
 	}
+}
+
+// fromClientNotification passes on a notification a client may send, and
+// refuses any other message without an id.
+func (s *session) fromClientNotification(req *jsonrpc.Request) {
+	if !clientNotifications[req.Method] {
+		s.refuse(sideClient, req.Method, req.ID, notificationRefusal(req.Method))
+		return
+	}
+	switch req.Method {
+	case methodInitialized:
+		s.link.setStarted()
+		s.sendUp(req, false)
+		s.goHeld(s.loadCatalog)
+		return
+	case methodCancelled:
+		var p struct {
+			RequestID any `json:"requestId"`
+		}
+		if json.Unmarshal(req.Params, &p) == nil {
+			if id, err := jsonrpc.MakeID(normalizeID(p.RequestID)); err == nil {
+				s.mu.Lock()
+				if inf := s.inflight[id]; inf != nil && inf.gen == 0 {
+					inf.cancelled = true
+					if inf.abandon != nil {
+						close(inf.abandon)
+						inf.abandon = nil
+					}
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+	s.sendUp(req, false)
+}
+
+// notificationRefusal says why a message without an id is refused.
+func notificationRefusal(method string) string {
+	return fmt.Sprintf("a message without an id (or with a null one) is a notification, and %q is not one a client may send: a request sent that way would reach the upstream with nothing decided and no answer", method)
+}
+
+// initialize forwards the client's initialize, unless a kill switch stops
+// the agent, and bounds the upstream's time to answer it.
+func (s *session) initialize(req *jsonrpc.Request, inf *inflight, own bool) {
+	if reason, stopped := s.g.stopped(s.who, s.id); stopped {
+		s.takeInflight(req.ID)
+		s.g.record(s.ctx, "mcp.session", s.sessionRecord("refused", reason))
+		s.replyRefused(req.ID, "agentgov refused the session: "+reason, map[string]any{"agentgov/effect": string(action.Deny), "agentgov/code": errcode.PolicyDenied})
+		return
+	}
+	var p struct {
+		Capabilities struct {
+			Elicitation json.RawMessage `json:"elicitation"`
+		} `json:"capabilities"`
+	}
+	_ = json.Unmarshal(req.Params, &p)
+	s.mu.Lock()
+	s.elicit = len(p.Capabilities.Elicitation) > 0 && string(p.Capabilities.Elicitation) != "null"
+	s.mu.Unlock()
+	s.link.setInit(req.Params)
+	// An upstream that never answers would hold the client, and the
+	// session with its upstream process, for good.
+	timer := time.AfterFunc(s.g.cfg.InitTimeout, func() {
+		s.mu.Lock()
+		if s.inflight[req.ID] != inf {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.inflight, req.ID)
+		gen := inf.gen
+		s.mu.Unlock()
+		defer s.signal()
+		err := fmt.Errorf("upstream MCP server %q did not answer initialize within %v", s.g.cfg.Server, s.g.cfg.InitTimeout)
+		s.replyError(req.ID, codeUpstreamFailure, err.Error())
+		if gen > 0 {
+			s.upstreamDied(gen, err)
+		}
+	})
+	context.AfterFunc(s.ctx, func() { timer.Stop() })
+	s.forward(req, own)
+}
+
+// gate forwards a request that no policy decides (a listing, a
+// completion, the end of a subscription, ...): it is still refused to an
+// agent a kill switch stops, and it is in the audit log either way.
+func (s *session) gate(req *jsonrpc.Request, own bool) {
+	if !own && s.g.cfg.Recorder != nil {
+		// The audit append waits for a commit, which must not hold up
+		// reading the client.
+		s.goHeld(func() { s.gate(req, true) })
+		return
+	}
+	if s.g.cfg.Tracer != nil {
+		s.startSpan(req, calltrace.Call{Operation: calltrace.Request})
+	}
+	reason, stopped := s.g.stopped(s.who, s.id)
+	rec := requestRecord{
+		Server: s.g.cfg.Server, Session: s.id, Agent: s.who.Agent, Principal: s.who.Principal,
+		Method: truncate(req.Method, 128), Effect: action.Allow,
+	}
+	if stopped {
+		rec.Effect, rec.Reason = action.Deny, reason
+	}
+	err := s.g.record(s.ctx, "mcp.request", rec)
+	switch {
+	case stopped:
+		if inf := s.takeInflight(req.ID); inf != nil {
+			endSpan(inf.span, refusedResult(denial(reason), reason))
+		}
+		s.replyRefused(req.ID, fmt.Sprintf("agentgov refused %s: %s", req.Method, reason), map[string]any{"agentgov/effect": string(action.Deny), "agentgov/code": errcode.PolicyDenied})
+		return
+	case err != nil:
+		if inf := s.takeInflight(req.ID); inf != nil {
+			endSpan(inf.span, calltrace.Result{ErrorType: string(errcode.Unavailable), Error: err.Error()})
+		}
+		s.replyRefused(req.ID, fmt.Sprintf("agentgov refused %s: it could not be written to the audit log: %v", req.Method, err), map[string]any{"agentgov/effect": string(action.Deny), "agentgov/code": errcode.Unavailable})
+		return
+	}
+	s.mu.Lock()
+	inf := s.inflight[req.ID]
+	cancelled := inf == nil || inf.cancelled
+	s.mu.Unlock()
+	if cancelled {
+		if inf := s.takeInflight(req.ID); inf != nil { // the client gave up while it was audited
+			endSpan(inf.span, calltrace.Result{ErrorType: "cancelled"})
+		}
+		return
+	}
+	s.forward(req, own)
+}
+
+// refuse audits a message refused for misusing the protocol.
+func (s *session) refuse(from, method string, id jsonrpc.ID, reason string) {
+	rec := refusalRecord{
+		Server: s.g.cfg.Server, Session: s.id, Agent: s.who.Agent, Principal: s.who.Principal,
+		From: from, Method: truncate(method, 128), Reason: reason,
+	}
+	switch v := id.Raw().(type) {
+	case string:
+		rec.ID = truncate(v, 128)
+	case int64:
+		rec.ID = v
+	}
+	s.g.log.Warn("mcp message refused", "session", s.id, "from", from, "method", rec.Method, "id", rec.ID, "reason", reason)
+	s.g.record(s.ctx, "mcp.refused", rec)
 }
 
 // noteCapabilities remembers whether the client can answer elicitation
@@ -243,9 +492,14 @@ func normalizeID(v any) any {
 // forward sends a client request upstream, answering it with an error if
 // the upstream cannot be reached. own is as for fromClientMessage.
 func (s *session) forward(req *jsonrpc.Request, own bool) {
+	if s.g.cfg.Tracer != nil {
+		s.propagate(req)
+	}
 	if err := s.sendUp(req, own); err != nil {
 		if inf := s.takeInflight(req.ID); inf != nil {
-			s.replyError(req.ID, codeUpstreamFailure, fmt.Sprintf("upstream MCP server %q is unavailable: %v", s.g.cfg.Server, err))
+			msg := fmt.Sprintf("upstream MCP server %q is unavailable: %v", s.g.cfg.Server, err)
+			s.replyError(req.ID, codeUpstreamFailure, msg)
+			endSpan(inf.span, calltrace.Result{ErrorType: "unavailable", Error: msg})
 		}
 	}
 }
@@ -270,8 +524,8 @@ func (s *session) sendUp(msg jsonrpc.Message, own bool) error {
 		s.mu.Unlock()
 	}
 	write := up.Write
-	if ww, ok := up.(waitingWriter); ok && own {
-		write = ww.writeAndWait
+	if ww, ok := up.(wire.WaitingWriter); ok && own {
+		write = ww.WriteAndWait
 	}
 	if err := write(s.ctx, msg); err != nil {
 		s.upstreamDied(gen, err)
@@ -281,83 +535,88 @@ func (s *session) sendUp(msg jsonrpc.Message, own bool) error {
 }
 
 func (s *session) upstream() (sdk.Connection, int, error) {
-	s.upMu.Lock()
-	defer s.upMu.Unlock()
-	if s.up != nil {
-		return s.up, s.upGen, nil
-	}
+	return s.link.get(s.dialUpstream)
+}
+
+// dialUpstream opens generation gen of the upstream connection, brought
+// to where the client believes the upstream is when it is a restart.
+func (s *session) dialUpstream(gen int, r restart) (sdk.Connection, bool, error) {
 	if s.ctx.Err() != nil {
-		return nil, 0, s.ctx.Err()
+		return nil, false, s.ctx.Err()
 	}
 	up, err := s.g.cfg.Dial(s.ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("start upstream: %w", err)
+		return nil, false, fmt.Errorf("start upstream: %w", err)
 	}
-	restart := s.upGen > 0
-	s.upGen++
-	gen := s.upGen
-	if p, ok := up.(pushingConn); ok {
-		p.pushTo(s.fromUpstream)
+	if p, ok := up.(wire.Pusher); ok {
+		p.PushTo(func(m jsonrpc.Message) { s.fromUpstream(m, gen) })
 	}
 	go s.readUpstream(up, gen)
-	if restart && s.initParams != nil {
-		// A restarted upstream: bring it to where the client believes it is.
-		resp, err := s.callOn(up, methodInitialize, s.initParams)
+	if r.again && r.init != nil {
+		// A restarted upstream: bring it to where the client believes it
+		// is, within the same bound as the client's own initialize.
+		ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.InitTimeout)
+		resp, err := s.callOn(ctx, up, s.upPending, methodInitialize, r.init)
+		cancel()
 		if err == nil && resp.Error != nil {
 			err = resp.Error
 		}
 		if err != nil {
 			up.Close()
-			return nil, 0, fmt.Errorf("re-initialise restarted upstream: %w", err)
+			return nil, true, fmt.Errorf("re-initialise restarted upstream: %w", err)
 		}
-		if s.started {
+		if r.started {
 			n := &jsonrpc.Request{Method: methodInitialized, Params: json.RawMessage(`{}`)}
 			if err := up.Write(s.ctx, n); err != nil {
 				up.Close()
-				return nil, 0, fmt.Errorf("re-initialise restarted upstream: %w", err)
+				return nil, true, fmt.Errorf("re-initialise restarted upstream: %w", err)
 			}
-			s.markStale()
-			go s.loadCatalog()
+			s.catalog.markStale()
+			s.goHeld(s.loadCatalog)
 		}
 		s.g.log.Info("upstream restarted", "server", s.g.cfg.Server, "session", s.id)
 	}
-	s.up = up
-	return up, gen, nil
+	return up, true, nil
 }
 
 // upstreamDied fails every request sent to generation gen, so that no
 // client waits for an answer that cannot come.
 func (s *session) upstreamDied(gen int, cause error) {
-	s.upMu.Lock()
-	if s.upGen == gen && s.up != nil {
-		s.up.Close()
-		s.up = nil
-	}
-	s.upMu.Unlock()
+	s.hold()
+	defer s.release()
+	s.link.drop(gen)
 	if s.ctx.Err() != nil {
 		return
 	}
 	s.mu.Lock()
 	var failed []jsonrpc.ID
 	var calls []*callState
+	var spans []calltrace.Span
 	for id, inf := range s.inflight {
 		if inf.gen == gen {
 			failed = append(failed, id)
 			if inf.call != nil {
 				calls = append(calls, inf.call)
+			} else if inf.span != nil {
+				spans = append(spans, inf.span)
 			}
 			delete(s.inflight, id)
 		}
 	}
-	for id, ch := range s.internal {
-		close(ch)
-		delete(s.internal, id)
+	for id, g := range s.relayed {
+		if g == gen {
+			delete(s.relayed, id)
+		}
 	}
 	s.mu.Unlock()
+	s.upPending.closeAll()
 	msg := fmt.Sprintf("upstream MCP server %q closed the connection: %v", s.g.cfg.Server, cause)
 	s.g.log.Warn("upstream died", "server", s.g.cfg.Server, "session", s.id, "err", cause)
 	for _, id := range failed {
 		s.replyError(id, codeUpstreamFailure, msg)
+	}
+	for _, sp := range spans {
+		sp.End(calltrace.Result{ErrorType: "upstream_closed", Error: msg})
 	}
 	for _, c := range calls {
 		s.settle(c, "error", msg, nil)
@@ -374,54 +633,93 @@ func (s *session) readUpstream(up sdk.Connection, gen int) {
 			}
 			return
 		}
-		s.fromUpstream(msg)
+		s.fromUpstream(msg, gen)
 	}
 }
 
-// waitingWriter is an upstream connection that can also send a request and
-// deliver its answer before returning, on the caller's goroutine.
-type waitingWriter interface {
-	writeAndWait(ctx context.Context, msg jsonrpc.Message) error
-}
-
-// pushingConn is an upstream connection that can hand each message to the
-// session on the goroutine that received it, rather than through Read,
-// which would add a hand-off between goroutines to every answer. Read then
-// only reports the connection's end. httpUpstream is one: each call's
-// answer is received on a goroutine of its own.
-type pushingConn interface {
-	pushTo(func(jsonrpc.Message))
-}
-
-// fromUpstream acts on one message from the upstream. It may run on several
-// goroutines at once (see pushingConn).
-func (s *session) fromUpstream(msg jsonrpc.Message) {
+// fromUpstream acts on one message from upstream generation gen. It may
+// run on several goroutines at once (see wire.Pusher). An answer is taken
+// only for a request that went upstream: the client's, or the gateway's
+// own.
+func (s *session) fromUpstream(msg jsonrpc.Message, gen int) {
 	switch m := msg.(type) {
 	case *jsonrpc.Response:
-		if s.deliverInternal(m) {
+		// Held from before its request leaves inflight until its result
+		// is recorded, so that a drain never sees the session idle between.
+		s.hold()
+		defer s.release()
+		if key, ok := internalKey(m.ID); ok {
+			if !s.upPending.deliver(key, m) {
+				s.refuse(sideUpstream, "", m.ID, "it answers no request the gateway sent upstream")
+			}
 			return
 		}
 		inf := s.takeInflight(m.ID)
+		if inf != nil && inf.call == nil && inf.span != nil {
+			inf.span.End(answerResult(m.Error))
+		}
 		switch {
 		case inf == nil:
-			s.toClient(m)
+			// Nothing waits for it: the gateway already answered the
+			// client (a timeout, a dead upstream), or nobody asked.
+			s.g.log.Info("answer of the upstream dropped: no request of the client waits for it", "session", s.id, "id", m.ID.Raw())
 		case inf.call != nil:
 			if len(m.Result) <= inlineLimit {
 				s.finishCall(inf.call, m, true)
 			} else {
-				go s.finishCall(inf.call, m, false)
+				s.goHeld(func() { s.finishCall(inf.call, m, false) })
 			}
 		case inf.method == methodToolsList:
-			go s.filterList(m)
+			s.goHeld(func() { s.filterList(m) })
 		default:
 			s.toClient(m)
 		}
 	case *jsonrpc.Request:
-		if m.Method == methodListChanged {
-			s.markStale()
-			go s.loadCatalog()
+		if m.IsCall() && !s.relayToClient(m, gen) {
+			return
 		}
-		s.toClient(m)
+		if m.Method == methodListChanged {
+			s.catalog.markStale()
+			s.goHeld(s.loadCatalog)
+		}
+		if err := s.client.Write(s.ctx, m); err != nil && s.ctx.Err() == nil {
+			s.g.log.Warn("write to client failed", "session", s.id, "err", err)
+			if m.IsCall() {
+				// Nobody will answer it: say so, rather than leave the
+				// upstream waiting.
+				s.mu.Lock()
+				delete(s.relayed, m.ID)
+				s.mu.Unlock()
+				s.answerUpstream(gen, m.ID, fmt.Sprintf("the client cannot be reached: %v", err))
+			}
+		}
+	}
+}
+
+// relayToClient notes a request of the upstream to the client, so that
+// the client's answer may go back; false means it was refused.
+func (s *session) relayToClient(m *jsonrpc.Request, gen int) bool {
+	if _, ok := internalKey(m.ID); ok {
+		s.refuse(sideUpstream, m.Method, m.ID, "its id begins with the prefix the gateway reserves for its own requests")
+		s.answerUpstream(gen, m.ID, fmt.Sprintf("request ids beginning with %q are reserved for the gateway's own requests", internalIDPrefix))
+		return false
+	}
+	s.mu.Lock()
+	if len(s.relayed) >= maxRelayed {
+		s.mu.Unlock()
+		s.answerUpstream(gen, m.ID, fmt.Sprintf("more than %d requests to the client are waiting for an answer", maxRelayed))
+		return false
+	}
+	s.relayed[m.ID] = gen
+	s.mu.Unlock()
+	return true
+}
+
+// answerUpstream answers a request of upstream generation gen with an
+// error, if that upstream is still the session's.
+func (s *session) answerUpstream(gen int, id jsonrpc.ID, msg string) {
+	if up := s.link.of(gen); up != nil {
+		_ = up.Write(s.ctx, &jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "agentgov gateway: " + msg}})
 	}
 }
 
@@ -430,6 +728,7 @@ func (s *session) takeInflight(id jsonrpc.ID) *inflight {
 	defer s.mu.Unlock()
 	inf := s.inflight[id]
 	delete(s.inflight, id)
+	s.signal()
 	return inf
 }
 
@@ -452,26 +751,31 @@ func (s *session) replyError(id jsonrpc.ID, code int64, msg string) {
 	s.toClient(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg}})
 }
 
+// replyRefused answers a request agentgov refused with codeRefused and the
+// decision's particulars as the error's data.
+func (s *session) replyRefused(id jsonrpc.ID, msg string, data map[string]any) {
+	e := &jsonrpc.Error{Code: codeRefused, Message: msg}
+	if raw, err := json.Marshal(data); err == nil {
+		e.Data = raw
+	}
+	s.toClient(&jsonrpc.Response{ID: id, Error: e})
+}
+
 // callOn sends a request of the gateway's own to conn and waits for its
-// answer. Its id cannot collide with the client's: the client's ids are
-// relayed as they are, and these are strings with a prefix of their own.
-func (s *session) callOn(conn sdk.Connection, method string, params any) (*jsonrpc.Response, error) {
+// answer, which is taken only from pending: s.upPending for a request to
+// the upstream, s.clientPending for one to the client. Its id is the
+// session's unguessable prefix and a counter; the ids the client and the
+// upstream may use never begin with internalIDPrefix.
+func (s *session) callOn(ctx context.Context, conn sdk.Connection, pending *pendingRequests, method string, params any) (*jsonrpc.Response, error) {
 	raw, err := json.Marshal(params)
 	if err != nil {
 		return nil, err
 	}
-	key := internalIDPrefix + strconv.FormatInt(s.nextID.Add(1), 10)
-	ch := make(chan *jsonrpc.Response, 1)
-	s.mu.Lock()
-	s.internal[key] = ch
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.internal, key)
-		s.mu.Unlock()
-	}()
+	key := s.idPrefix + strconv.FormatInt(s.nextID.Add(1), 10)
+	ch := pending.add(key)
+	defer pending.remove(key)
 	id, _ := jsonrpc.MakeID(key)
-	if err := conn.Write(s.ctx, &jsonrpc.Request{ID: id, Method: method, Params: raw}); err != nil {
+	if err := conn.Write(ctx, &jsonrpc.Request{ID: id, Method: method, Params: raw}); err != nil {
 		return nil, err
 	}
 	select {
@@ -480,80 +784,44 @@ func (s *session) callOn(conn sdk.Connection, method string, params any) (*jsonr
 			return nil, errors.New("connection closed before the answer")
 		}
 		return resp, nil
-	case <-s.ctx.Done():
-		return nil, s.ctx.Err()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no answer to %s: %w", method, ctx.Err())
 	}
 }
 
-func (s *session) deliverInternal(resp *jsonrpc.Response) bool {
-	key, ok := resp.ID.Raw().(string)
-	if !ok || !strings.HasPrefix(key, internalIDPrefix) {
-		return false
-	}
-	s.mu.Lock()
-	ch := s.internal[key]
-	delete(s.internal, key)
-	s.mu.Unlock()
-	if ch == nil {
-		return false
-	}
-	ch <- resp
-	return true
-}
-
-// catalogReady says whether a call would find a current catalog without
-// waiting.
-func (s *session) catalogReady() bool {
-	s.catMu.Lock()
-	defer s.catMu.Unlock()
-	return s.catDone
-}
-
-// markStale makes calls wait for the next catalog load.
-func (s *session) markStale() {
-	s.catMu.Lock()
-	if s.catDone {
-		s.catReady = make(chan struct{})
-		s.catDone = false
-	}
-	s.catMu.Unlock()
+// internalKey returns id as a string when it begins with internalIDPrefix.
+func internalKey(id jsonrpc.ID) (string, bool) {
+	key, ok := id.Raw().(string)
+	return key, ok && strings.HasPrefix(key, internalIDPrefix)
 }
 
 // loadCatalog lists the upstream's tools itself, all pages, and assesses
 // them against the pins.
 func (s *session) loadCatalog() {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	s.catMu.Lock()
-	s.catStart = true
-	ch := s.catReady
-	s.catMu.Unlock()
-
-	tools, err := s.listTools()
-	var cat map[string]*toolState
-	if err == nil {
-		cat = s.g.assess(s.ctx, tools, true)
+	s.catalog.load(func() (map[string]*toolState, error) {
+		tools, err := s.listTools()
+		if err != nil {
+			return nil, err
+		}
 		names := make([]string, 0, len(tools))
 		for _, t := range tools {
 			names = append(names, t.Name)
 		}
 		s.g.cfg.Registry.set(s.g.cfg.Server, names)
-	}
-	s.catMu.Lock()
-	s.catalog, s.catErr = cat, err
-	if s.catReady == ch && !s.catDone {
-		close(ch)
-		s.catDone = true
-	}
-	s.catMu.Unlock()
+		return s.g.assess(s.ctx, tools, true), nil
+	})
 }
 
-func (s *session) listTools() ([]ToolDef, error) {
+func (s *session) listTools() ([]pin.ToolDef, error) {
 	up, _, err := s.upstream()
 	if err != nil {
 		return nil, err
 	}
-	var tools []ToolDef
+	// Calls wait for this listing: an upstream that never finishes it
+	// must not hold them for good.
+	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.InitTimeout)
+	defer cancel()
+	var tools []pin.ToolDef
 	cursor := ""
 	for page := 0; ; page++ {
 		if page > 1000 {
@@ -563,7 +831,7 @@ func (s *session) listTools() ([]ToolDef, error) {
 		if cursor != "" {
 			params["cursor"] = cursor
 		}
-		resp, err := s.callOn(up, methodToolsList, params)
+		resp, err := s.callOn(ctx, up, s.upPending, methodToolsList, params)
 		if err != nil {
 			return nil, fmt.Errorf("tools/list: %w", err)
 		}
@@ -586,7 +854,7 @@ func (s *session) listTools() ([]ToolDef, error) {
 	}
 }
 
-func parseToolsPage(result json.RawMessage) ([]ToolDef, string, error) {
+func parseToolsPage(result json.RawMessage) ([]pin.ToolDef, string, error) {
 	var page struct {
 		Tools      []json.RawMessage `json:"tools"`
 		NextCursor string            `json:"nextCursor"`
@@ -594,9 +862,9 @@ func parseToolsPage(result json.RawMessage) ([]ToolDef, string, error) {
 	if err := json.Unmarshal(result, &page); err != nil {
 		return nil, "", fmt.Errorf("tools/list result: %w", err)
 	}
-	defs := make([]ToolDef, 0, len(page.Tools))
+	defs := make([]pin.ToolDef, 0, len(page.Tools))
 	for _, raw := range page.Tools {
-		t, err := ParseToolDef(raw)
+		t, err := pin.ParseToolDef(raw)
 		if err != nil {
 			return nil, "", fmt.Errorf("tools/list result: %w", err)
 		}
@@ -608,19 +876,21 @@ func parseToolsPage(result json.RawMessage) ([]ToolDef, string, error) {
 // tool waits for a current catalog and returns the state of one tool,
 // nil if the upstream does not offer it.
 func (s *session) tool(ctx context.Context, name string) (*toolState, error) {
-	s.catMu.Lock()
-	start := !s.catStart
-	s.catStart = true
-	s.catMu.Unlock()
-	if start {
-		go s.loadCatalog()
+	if s.catalog.claimListing(s.g.cfg.Pins.Version()) {
+		s.goHeld(s.loadCatalog)
 	}
+	retried := false
 	for {
-		s.catMu.Lock()
-		ch, done := s.catReady, s.catDone
-		cat, err := s.catalog, s.catErr
-		s.catMu.Unlock()
+		ch, done, cat, err := s.catalog.state()
 		if done {
+			if err != nil && !retried {
+				// A listing that failed, most often because the upstream
+				// went away while answering it, is no catalog: list again.
+				retried = true
+				s.catalog.markStale()
+				s.goHeld(s.loadCatalog)
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("the tools of upstream %q could not be listed: %w", s.g.cfg.Server, err)
 			}
@@ -656,25 +926,19 @@ func (s *session) filterList(resp *jsonrpc.Response) {
 	if _, err := s.tool(s.ctx, ""); err != nil && s.ctx.Err() != nil {
 		return
 	}
-	defs := make([]ToolDef, 0, len(raws))
+	defs := make([]pin.ToolDef, 0, len(raws))
 	keep := make([]json.RawMessage, 0, len(raws))
 	for _, raw := range raws {
-		t, err := ParseToolDef(raw)
+		t, err := pin.ParseToolDef(raw)
 		if err != nil {
 			continue // a tool that cannot be read cannot be pinned
 		}
 		defs = append(defs, t)
 	}
 	states := s.g.assess(s.ctx, defs, false)
-	s.catMu.Lock()
-	if s.catalog != nil {
-		for name, st := range states {
-			s.catalog[name] = st
-		}
-	}
-	s.catMu.Unlock()
+	s.catalog.update(states)
 	for _, raw := range raws {
-		t, err := ParseToolDef(raw)
+		t, err := pin.ParseToolDef(raw)
 		if err != nil {
 			continue
 		}
@@ -724,7 +988,7 @@ func decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	dec.UseNumber()
 	var args map[string]any
 	if err := dec.Decode(&args); err != nil {
-		return nil, fmt.Errorf("arguments must be a JSON object: %w", err)
+		return nil, fmt.Errorf("arguments must be a JSON object: %s", errcode.DescribeJSON(err))
 	}
 	v, err := action.NormalizeValue(args, "arguments", 1)
 	if err != nil {

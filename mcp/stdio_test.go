@@ -9,17 +9,19 @@ import (
 	"testing"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 )
 
 // rawGateway runs a gateway whose client side is a bare pipe, so that a
 // test can send it what no SDK client would.
 func rawGateway(t *testing.T, maxMessage int) (io.Writer, *bufio.Scanner) {
 	t.Helper()
-	dial, err := Command(upstreamArgv(t), upstreamEnv("clean"), io.Discard)
+	dial, err := wire.Command(upstreamArgv(t), upstreamEnv("clean"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Config{Server: "test", Dial: dial, Decider: newTestDecider(), Pins: MemoryPins(nil), TrustOnFirstUse: true})
+	g, err := New(Config{Server: "test", Dial: dial, Decider: newTestDecider(), Pins: pin.MemoryPins(nil), TrustOnFirstUse: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func rawGateway(t *testing.T, maxMessage int) (io.Writer, *bufio.Scanner) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		g.Serve(context.Background(), NewStdioConn(c2gR, g2cW, g2cW, maxMessage), Identity{Agent: action.Agent{ID: "raw"}})
+		g.Serve(context.Background(), wire.NewStdioConn(c2gR, g2cW, g2cW, maxMessage), Identity{Agent: action.Agent{ID: "raw"}})
 	}()
 	t.Cleanup(func() { c2gW.Close(); <-done })
 	sc := bufio.NewScanner(g2cR)

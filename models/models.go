@@ -42,6 +42,14 @@ type Model struct {
 	// micro-dollars (1 USD = 1,000,000).
 	InputPerMTok  int64 `json:"input_micro_usd_per_mtok"`
 	OutputPerMTok int64 `json:"output_micro_usd_per_mtok"`
+	// MaxOutputTokens is the most output tokens the provider writes (and
+	// bills) for one answer when the request sets no cap; 0 when the
+	// catalogue does not know it. The model proxy reserves budget for it.
+	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+	// Reasoning marks a model that thinks before it answers: its hidden
+	// reasoning tokens are billed as output, and OpenAI caps them, with
+	// the answer, by max_completion_tokens (it refuses max_tokens).
+	Reasoning bool `json:"reasoning,omitempty"`
 	// Unknown marks the stand-in returned by Resolve for a model the catalogue
 	// does not list.
 	Unknown bool `json:"unknown,omitempty"`
@@ -184,6 +192,15 @@ func (c *Catalog) Override(name string, data []byte) (*Catalog, error) {
 		}
 		if e.Aliases != nil {
 			m.Aliases = e.Aliases
+		}
+		if e.MaxOutput != nil {
+			if *e.MaxOutput < 0 {
+				return nil, fmt.Errorf("%s: max_output: must not be negative", at)
+			}
+			m.MaxOutputTokens = int64(*e.MaxOutput)
+		}
+		if e.Reasoning != nil {
+			m.Reasoning = *e.Reasoning
 		}
 		if !exists {
 			var missing []string
@@ -370,12 +387,14 @@ func (f *file) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type entry struct {
-	Provider *string  `yaml:"provider"`
-	Tier     *string  `yaml:"tier"`
-	Input    *price   `yaml:"input"`
-	Output   *price   `yaml:"output"`
-	Aliases  []string `yaml:"aliases"`
-	line     int
+	Provider  *string  `yaml:"provider"`
+	Tier      *string  `yaml:"tier"`
+	Input     *price   `yaml:"input"`
+	Output    *price   `yaml:"output"`
+	Aliases   []string `yaml:"aliases"`
+	MaxOutput *count   `yaml:"max_output"`
+	Reasoning *bool    `yaml:"reasoning"`
+	line      int
 }
 
 // unknownSpec is either a bare word (deny, allow) or a mapping that also sets
@@ -402,7 +421,7 @@ func (u *unknownSpec) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (e *entry) UnmarshalYAML(n *yaml.Node) error {
-	if err := knownKeys(n, "model ", "provider", "tier", "input", "output", "aliases"); err != nil {
+	if err := knownKeys(n, "model ", "provider", "tier", "input", "output", "aliases", "max_output", "reasoning"); err != nil {
 		return err
 	}
 	type plain entry
@@ -422,6 +441,19 @@ func knownKeys(n *yaml.Node, what string, allowed ...string) error {
 			return fmt.Errorf("line %d: unknown field %s%s (want one of %s)", k.Line, what, k.Value, strings.Join(allowed, ", "))
 		}
 	}
+	return nil
+}
+
+// count is a whole number of tokens, parsed from the literal text so that
+// "1.5" or "1e4" is an error rather than a rounded number.
+type count int64
+
+func (c *count) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: %q: want a whole number of tokens", n.Line, n.Value)
+	}
+	*c = count(v)
 	return nil
 }
 

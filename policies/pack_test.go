@@ -19,7 +19,7 @@ func TestBuiltinPackPassesItsPolicyTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	passed, failed, err := policytest.Run(context.Background(), policies.FS(), "policies", set, &out)
+	passed, failed, err := policytest.Run(context.Background(), policies.FS(), "policies", govern.New(set), &out)
 	if err != nil {
 		t.Fatal(err)
 	}

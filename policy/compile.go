@@ -4,13 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
-	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 
@@ -18,41 +16,28 @@ import (
 	"github.com/agentgov/agentgov/jcs"
 )
 
-// MaxEstimatedCost bounds the worst-case cost of one condition, as CEL
-// estimates it at load with the input size hints below. It keeps a policy
-// author from shipping a condition that takes milliseconds on a large input.
-const MaxEstimatedCost = 5_000_000
-
-// runtimeCostLimit stops an evaluation that exceeds its estimate anyway
-// (inputs larger than the hints); the rule then fails closed.
-const runtimeCostLimit = 50_000_000
-
-// Size hints for the cost estimate: strings up to 64 KiB, collections up to
-// 1024 entries. Larger inputs are still evaluated, under runtimeCostLimit.
-const (
-	hintStringSize = 64 << 10
-	hintListSize   = 1024
-)
-
 // structFields are the fields of the map-typed CEL variables that have a
 // fixed shape. Selecting any other field is a load error, so that a typo such
 // as agent.idd cannot silently turn a deny rule into one that never fires.
 var structFields = map[string][]string{
-	"agent":     {"id", "type", "labels"},
+	"agent":     {"id", "type", "labels", "delegation"},
 	"principal": {"user", "team", "org"},
 	"tool":      {"server", "name", "annotations"},
 	"resource":  {"type", "id", "permission"},
 	"estimate":  {"tokens", "cost_usd"},
 	"budget":    {"fraction", "budgets"},
+	"trust":     {"score", "tier"},
+	"breaker":   {"state"},
+	"target":    {"id", "trust", "labels"},
 }
 
 func newEnv() (*cel.Env, error) {
-	return cel.NewEnv(
+	return cel.NewEnv(append(append(append(argReaderVariables(), provenanceOptions()...), anomalyOptions()...),
 		cel.Variable("agent", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("principal", cel.MapType(cel.StringType, cel.StringType)),
-		cel.Variable("session", cel.StringType),
 		cel.Variable("point", cel.StringType),
 		cel.Variable("tool", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("target", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("args", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("args_text", cel.StringType),
 		cel.Variable("resource", cel.MapType(cel.StringType, cel.StringType)),
@@ -60,24 +45,32 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("model", cel.StringType),
 		cel.Variable("content", cel.StringType),
 		cel.Variable("estimate", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("trust", cel.DoubleType),
+		cel.Variable("trust", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("now", cel.TimestampType),
 		cel.Variable("budget", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("model_tier", cel.StringType),
+		cel.Variable("breaker", cel.MapType(cel.StringType, cel.StringType)),
 		ext.Strings(),
+		ext.Bindings(),
+		ext.TwoVarComprehensions(),
 		cel.CrossTypeNumericComparisons(true),
 		detectorFunctions(),
-	)
+		readerFunctions(),
+		costModels(),
+		cel.EnableMacroCallTracking(),
+	)...)
 }
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
 // replacing policy means compiling a new Set.
 type Set struct {
-	docs   []*compiledDoc
-	digest string
-	uses   map[string]bool // CEL variables some condition reads
-	limits []*RateLimitRef // every document's rate limits, flattened once
-	clock  bool            // some condition reads now, or a rate limit counts
+	docs     []*compiledDoc
+	warnings []*Error
+	digest   string
+	uses     map[string]bool // CEL variables some condition reads
+	limits   []*RateLimitRef // every document's rate limits, flattened once
+	clock    bool            // some condition reads now, or a rate limit counts
+	bundle   string          // digest of the signed bundle the set came from
 }
 
 // NeedsClock reports whether evaluating the set needs the current time: a
@@ -94,17 +87,29 @@ func (s *Set) Uses(name string) bool { return s.uses[name] }
 // bind to it.
 func (s *Set) Digest() string { return s.digest }
 
-// Documents returns the documents of the set, in load order.
+// Bundle is the digest of the signed bundle the set was loaded from, empty
+// when it came from a directory.
+func (s *Set) Bundle() string { return s.bundle }
+
+// WithBundle returns a copy of the set that names the bundle (by digest)
+// it was loaded from; the set itself is not changed.
+func (s *Set) WithBundle(digest string) *Set {
+	c := *s
+	c.bundle = digest
+	return &c
+}
+
+// Documents returns copies of the documents of the set, in load order.
 func (s *Set) Documents() []*Document {
 	out := make([]*Document, len(s.docs))
 	for i, d := range s.docs {
-		out[i] = d.doc
+		out[i] = d.doc.clone()
 	}
 	return out
 }
 
 // RateLimits returns every rate limit of the set with the document it
-// belongs to.
+// belongs to. They are the set's own: read them, never write them.
 func (s *Set) RateLimits() []*RateLimitRef { return s.limits }
 
 // RateLimitRef is a rate limit with its document, prepared for matching.
@@ -123,9 +128,11 @@ func (r *RateLimitRef) Applies(a *action.Action) bool {
 type compiledDoc struct {
 	doc           *Document
 	rules         []compiledRule
-	index         [8]ruleTable // one per action.Points entry
+	index         [action.NumPoints]ruleTable // one per action.Points entry
 	defaultReason []string
 	limits        []*RateLimitRef
+	warnings      []*Error
+	trusted       []toolPattern // provenance.trusted_tools
 }
 
 type ruleTable struct {
@@ -150,13 +157,16 @@ type compiledRule struct {
 	prg      cel.Program
 	native   *native  // the condition, or a necessary part of it, compiled to Go
 	exact    bool     // native is the whole condition
+	prov     bool     // the condition asks the provenance ledger
 	ids      []string // {id}, shared by every decision this rule decides alone
 	reasons  []string // {"rule id: reason"}
 }
 
 // Compile type-checks every condition, builds the rule index and returns the
-// set. Any problem in any document refuses the whole set.
+// set. Any problem in any document refuses the whole set. The set keeps its
+// own copies of docs.
 func Compile(docs []*Document) (*Set, error) {
+	docs = cloneDocs(docs)
 	env, err := newEnv()
 	if err != nil {
 		return nil, fmt.Errorf("policy: cel environment: %w", err)
@@ -166,7 +176,7 @@ func Compile(docs []*Document) (*Set, error) {
 	set := &Set{uses: map[string]bool{}}
 	for _, d := range docs {
 		if prev, ok := names[d.Name]; ok {
-			errs = append(errs, &Error{File: d.File, Msg: fmt.Sprintf("document name %q is already used by %s", d.Name, prev)})
+			errs = append(errs, &Error{File: d.File, Line: d.nameLine, Msg: fmt.Sprintf("document name %q is already used by %s", d.Name, prev)})
 			continue
 		}
 		names[d.Name] = d.File
@@ -179,6 +189,7 @@ func Compile(docs []*Document) (*Set, error) {
 	}
 	for _, d := range set.docs {
 		set.limits = append(set.limits, d.limits...)
+		set.warnings = append(set.warnings, d.warnings...)
 	}
 	set.clock = set.uses["now"] || len(set.limits) > 0
 	set.digest, err = digest(docs)
@@ -186,6 +197,14 @@ func Compile(docs []*Document) (*Set, error) {
 		return nil, err
 	}
 	return set, nil
+}
+
+func cloneDocs(docs []*Document) []*Document {
+	out := make([]*Document, len(docs))
+	for i, d := range docs {
+		out[i] = d.clone()
+	}
+	return out
 }
 
 func digest(docs []*Document) (string, error) {
@@ -215,13 +234,22 @@ func compileDoc(env *cel.Env, d *Document, uses map[string]bool) (*compiledDoc, 
 			reasons:  []string{ruleReason(r)},
 		}
 		if strings.TrimSpace(r.When) != "" {
-			prg, nat, exact, err := compileWhen(env, r.When, uses)
+			prg, nat, exact, prov, warns, err := compileWhen(env, r.When, uses)
 			if err != nil {
 				errs = append(errs, &Error{File: d.File, Line: r.whenLine + err.line, Msg: fmt.Sprintf("rule %s: when: %s", r.ID, err.msg)})
 			}
+			for _, w := range warns {
+				cd.warnings = append(cd.warnings, &Error{File: d.File, Line: r.whenLine + w.line, Msg: fmt.Sprintf("rule %s: when: %s", r.ID, w.msg)})
+			}
 			cr.prg, cr.native, cr.exact = prg, nat, exact
+			cr.prov = prov
 		}
 		cd.rules = append(cd.rules, cr)
+	}
+	if d.Provenance != nil {
+		for _, t := range d.Provenance.TrustedTools {
+			cd.trusted = append(cd.trusted, parseToolPattern(t))
+		}
 	}
 	for i := range d.RateLimits {
 		cd.limits = append(cd.limits, &RateLimitRef{RateLimit: &d.RateLimits[i], Doc: d, match: compileMatch(&d.RateLimits[i].Match)})
@@ -317,59 +345,136 @@ type whenError struct {
 	msg  string
 }
 
-func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, *native, bool, *whenError) {
+func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, *native, bool, bool, []whenError, *whenError) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
+		// One line per problem: CEL's own source excerpt and caret would
+		// break file:line: message output; the column says where.
 		line := 0
-		if errs := iss.Errors(); len(errs) > 0 {
-			line = errs[0].Location.Line() - 1
+		var msgs []string
+		for i, e := range iss.Errors() {
+			if i == 0 {
+				line = e.Location.Line() - 1
+			}
+			msgs = append(msgs, fmt.Sprintf("%s (column %d of the condition)", e.Message, e.Location.Column()+1))
 		}
-		msg := iss.Err().Error()
-		msg = celPosition.ReplaceAllString(strings.TrimPrefix(msg, "ERROR: <input>:"), "")
-		return nil, nil, false, &whenError{line: max(line, 0), msg: strings.TrimSpace(msg)}
+		if len(msgs) == 0 {
+			msgs = append(msgs, strings.TrimSpace(iss.Err().Error()))
+		}
+		return nil, nil, false, false, nil, &whenError{line: max(line, 0), msg: strings.Join(msgs, "; ")}
 	}
 	if !ast.OutputType().IsExactType(types.BoolType) {
-		return nil, nil, false, &whenError{msg: fmt.Sprintf("must be a boolean expression, not %s", ast.OutputType())}
+		return nil, nil, false, false, nil, &whenError{msg: fmt.Sprintf("must be a boolean expression, not %s", ast.OutputType())}
 	}
 	if err := checkFields(ast); err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, false, nil, err
 	}
 	celast.PostOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
 		if e.Kind() == celast.IdentKind {
 			uses[e.AsIdent()] = true
 		}
 	}))
-	est, err := env.EstimateCost(ast, sizeHints{})
-	if err != nil {
-		return nil, nil, false, &whenError{msg: "cost: " + err.Error()}
+	if err := checkCost(env, ast); err != nil {
+		return nil, nil, false, false, nil, err
 	}
-	if est.Max > MaxEstimatedCost {
-		return nil, nil, false, &whenError{msg: fmt.Sprintf("too expensive: estimated worst-case cost %d exceeds %d; narrow the expression", est.Max, MaxEstimatedCost)}
+	warnings := prefixWarnings(ast)
+	if opt, iss := argReadsOpt.Optimize(env, ast); iss == nil || iss.Err() == nil {
+		ast = opt
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	// Without a loop a condition's cost is linear in its input, which the
-	// server bounds by its body limit; only conditions with a comprehension
-	// (all, exists, map, filter) can blow up past their estimate, and only
-	// they pay for runtime cost tracking (about 40% of an evaluation).
-	if hasLoop(ast) {
+	// Without a loop over a value of the request a condition's cost is
+	// linear in its input, which the server bounds by its body limit; only
+	// conditions that loop over the request's own lists and maps (all,
+	// exists, map, filter) can run past their estimate, and only they pay
+	// for runtime cost tracking (about 40% of an evaluation, more with the
+	// readers). Loops over what a reader made of the request (its commands,
+	// statements, lines) are linear in it by construction.
+	if loopsOverRequest(ast) {
 		opts = append(opts, cel.CostLimit(runtimeCostLimit))
 	}
 	prg, err := env.Program(ast, opts...)
 	if err != nil {
-		return nil, nil, false, &whenError{msg: err.Error()}
+		return nil, nil, false, false, nil, &whenError{msg: err.Error()}
 	}
 	nat, exact := compileNativeAST(ast)
-	return prg, nat, exact, nil
+	return prg, nat, exact, readsProvenance(ast), warnings, nil
 }
 
-func hasLoop(ast *cel.Ast) bool {
+func loopsOverRequest(ast *cel.Ast) bool {
 	loop := false
-	celast.PostOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
-		if e.Kind() == celast.ComprehensionKind {
-			loop = true
+	derived := map[string]bool{} // loop variables that range over a reader's result
+	var visit func(e celast.Expr)
+	visit = func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.ComprehensionKind:
+			c := e.AsComprehension()
+			visit(c.IterRange())
+			fromReader := readerResult(c.IterRange(), derived)
+			if !fromReader {
+				loop = true
+			}
+			prev, prev2 := derived[c.IterVar()], derived[c.IterVar2()]
+			derived[c.IterVar()] = fromReader
+			if c.IterVar2() != "" {
+				derived[c.IterVar2()] = fromReader
+			}
+			visit(c.AccuInit())
+			visit(c.LoopCondition())
+			visit(c.LoopStep())
+			visit(c.Result())
+			derived[c.IterVar()] = prev
+			if c.IterVar2() != "" {
+				derived[c.IterVar2()] = prev2
+			}
+		case celast.CallKind:
+			call := e.AsCall()
+			if call.IsMemberFunction() {
+				visit(call.Target())
+			}
+			for _, a := range call.Args() {
+				visit(a)
+			}
+		case celast.SelectKind:
+			visit(e.AsSelect().Operand())
+		case celast.ListKind:
+			for _, el := range e.AsList().Elements() {
+				visit(el)
+			}
+		case celast.MapKind:
+			for _, en := range e.AsMap().Entries() {
+				visit(en.AsMapEntry().Key())
+				visit(en.AsMapEntry().Value())
+			}
 		}
-	}))
+	}
+	visit(ast.NativeRep().Expr())
 	return loop
+}
+
+// readerResult reports whether e is what a reader made of the request (a
+// call of shell_commands, shell_pipelines, sql_statements, sql_injected or
+// split), a loop variable over one (a command of shell_commands(args)), or
+// a literal list.
+func readerResult(e celast.Expr, derived map[string]bool) bool {
+	switch e.Kind() {
+	case celast.IdentKind:
+		if derived[e.AsIdent()] {
+			return true
+		}
+		for _, v := range argReaders {
+			if e.AsIdent() == v {
+				return true
+			}
+		}
+	case celast.CallKind:
+		switch e.AsCall().FunctionName() {
+		case "shell_commands", "shell_pipelines", "sql_statements", "sql_injected", "clean_paths", "split":
+			return true
+		}
+	case celast.ListKind:
+		return isLiteral(e)
+	}
+	return false
 }
 
 // checkFields refuses selections of unknown fields on the fixed-shape
@@ -394,25 +499,4 @@ func checkFields(ast *cel.Ast) *whenError {
 		bad = &whenError{line: max(line, 0), msg: fmt.Sprintf("unknown field %s.%s (known: %s)", op.AsIdent(), sel.FieldName(), strings.Join(fields, ", "))}
 	}))
 	return bad
-}
-
-// celPosition is CEL's own "line:col: " prefix; the file line replaces it.
-var celPosition = regexp.MustCompile(`^\s*\d+:\d+: `)
-
-// sizeHints gives the cost estimator an upper bound on input sizes, which it
-// otherwise takes as unbounded.
-type sizeHints struct{}
-
-func (sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	switch n.Type().Kind() {
-	case types.StringKind, types.BytesKind:
-		return &cost.SizeEstimate{Min: 0, Max: hintStringSize}
-	case types.ListKind, types.MapKind:
-		return &cost.SizeEstimate{Min: 0, Max: hintListSize}
-	}
-	return nil
-}
-
-func (sizeHints) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
-	return nil
 }

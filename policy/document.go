@@ -8,6 +8,8 @@ package policy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,9 +32,13 @@ type Document struct {
 	Responses   map[action.Severity][]string `yaml:"responses,omitempty" json:"responses,omitempty"`
 	Review      *Review                      `yaml:"review,omitempty" json:"review,omitempty"`
 	Metadata    map[string]string            `yaml:"metadata,omitempty" json:"metadata,omitempty"`
+	// Provenance declares the tools whose results are trusted (DESIGN §8).
+	Provenance *ProvenanceSpec `yaml:"provenance,omitempty" json:"provenance,omitempty"`
 
 	// File is where the document was read from, for error messages.
 	File string `yaml:"-" json:"-"`
+
+	nameLine int // line of name in File
 }
 
 // Scope says which actions a document governs. Every listed field must
@@ -96,6 +102,9 @@ type RateLimit struct {
 type Review struct {
 	Frequency string   `yaml:"frequency,omitempty" json:"frequency,omitempty"`
 	Approvers []string `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	// Reviewed is the date (YYYY-MM-DD) of the last review; with
+	// Frequency it says when the next is due (review.go).
+	Reviewed string `yaml:"reviewed,omitempty" json:"reviewed,omitempty"`
 }
 
 // Rate-limit keys, DESIGN §3.
@@ -128,3 +137,59 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText writes the duration in Go's notation.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// clone returns a deep copy of d. A compiled Set keeps its own copies, so
+// that a caller editing a Document afterwards changes nothing it decides.
+func (d *Document) clone() *Document {
+	c := *d
+	c.Scope = Scope{
+		AgentTypes: slices.Clone(d.Scope.AgentTypes), Environments: slices.Clone(d.Scope.Environments),
+		Agents: slices.Clone(d.Scope.Agents), Users: slices.Clone(d.Scope.Users),
+		Teams: slices.Clone(d.Scope.Teams), Orgs: slices.Clone(d.Scope.Orgs),
+	}
+	c.Rules = slices.Clone(d.Rules)
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		r.Match = r.Match.clone()
+		r.Approval = r.Approval.clone()
+		r.Obligations = slices.Clone(r.Obligations)
+		for j := range r.Obligations {
+			r.Obligations[j].Fields = slices.Clone(r.Obligations[j].Fields)
+		}
+		r.Metadata = maps.Clone(r.Metadata)
+	}
+	c.RateLimits = slices.Clone(d.RateLimits)
+	for i := range c.RateLimits {
+		c.RateLimits[i].Match = c.RateLimits[i].Match.clone()
+	}
+	if d.Responses != nil {
+		c.Responses = make(map[action.Severity][]string, len(d.Responses))
+		for k, v := range d.Responses {
+			c.Responses[k] = slices.Clone(v)
+		}
+	}
+	if d.Review != nil {
+		r := *d.Review
+		r.Approvers = slices.Clone(r.Approvers)
+		c.Review = &r
+	}
+	c.Metadata = maps.Clone(d.Metadata)
+	c.Provenance = d.Provenance.clone()
+	return &c
+}
+
+func (m Match) clone() Match {
+	return Match{
+		Points: slices.Clone(m.Points), Tools: slices.Clone(m.Tools), Agents: slices.Clone(m.Agents),
+		AgentTypes: slices.Clone(m.AgentTypes), Destinations: slices.Clone(m.Destinations), Models: slices.Clone(m.Models),
+	}
+}
+
+func (a *ApprovalSpec) clone() *ApprovalSpec {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.Approvers = slices.Clone(a.Approvers)
+	return &c
+}

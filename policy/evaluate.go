@@ -1,29 +1,45 @@
 package policy
 
 import (
+	"errors"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/provenance"
 )
 
 // Env is what an evaluation knows besides the action: the clock and facts
 // kept elsewhere (trust score, budget state). The engine fills it; keeping it
 // an argument makes every evaluation reproducible.
 type Env struct {
-	Now   time.Time
-	Trust float64
+	Now time.Time
+	// Trust is the agent's trust score and tier; nil reads as score 0,
+	// tier untrusted.
+	Trust *Trust
 	// Budget is what policies see as `budget`: {"fraction": the fullest
 	// applicable budget, "budgets": {id: {"fraction", "spent_usd",
 	// "tokens", "calls", "limit_usd", ...}}}.
 	Budget map[string]any
 	// ModelTier is the catalogue tier of the action's model ("" if unknown).
 	ModelTier string
+	// Provenance is the session's provenance ledger as the decision sees
+	// it; nil means nothing is known (no value is untrusted, the session
+	// is not tainted).
+	Provenance *provenance.View
+	// Breaker is the worst state of the circuits that guard the action's
+	// tool, server or model ("closed", "half_open", "open"); "" reads as
+	// closed.
+	Breaker string
+	// Anomaly is what the anomaly detector found for the action's agent.
+	Anomaly Anomaly
 }
 
 // Result is the outcome of evaluating an action against a Set.
@@ -39,6 +55,10 @@ type Result struct {
 	// when Effect is require_approval.
 	Approval    *ApprovalSpec
 	Obligations []action.Obligation
+	// Provenance says that a deciding rule's condition asked the
+	// provenance ledger, so that the decision should say where its values
+	// came from.
+	Provenance bool
 	// Responses are the automatic responses (notify, isolate) the deciding
 	// documents ask for at this severity, when Effect is deny.
 	Responses []string
@@ -132,7 +152,7 @@ func (s *Set) EvaluateInto(a *action.Action, env *Env, res *Result) {
 	*res = Result{}
 	pi := a.PointOrDefault().Index()
 	if pi < 0 {
-		res.Effect, res.Reasons = action.Deny, reasonBadPoint
+		res.Effect, res.Reasons = action.Deny, slices.Clone(reasonBadPoint)
 		return
 	}
 	// The CEL activation is pooled and filled only when a condition runs, so
@@ -151,7 +171,9 @@ func (s *Set) EvaluateInto(a *action.Action, env *Env, res *Result) {
 		dr := cd.evaluate(a, pi, &lazy, &txt)
 		if act != nil {
 			// Conditions of later documents get a fresh activation: pooled
-			// objects go back as soon as they are done with.
+			// objects go back as soon as they are done with. What it read
+			// of the arguments stays for them.
+			txt.merge(&act.texts)
 			act.release()
 			act = nil
 		}
@@ -170,7 +192,7 @@ func (s *Set) EvaluateInto(a *action.Action, env *Env, res *Result) {
 		}
 	}
 	if best < 0 {
-		res.Effect, res.Reasons = action.Deny, reasonNoDocument
+		res.Effect, res.Reasons = action.Deny, slices.Clone(reasonNoDocument)
 		return
 	}
 	if n == 1 {
@@ -197,22 +219,34 @@ type deciding struct {
 	dr docResult
 }
 
-// into adds a deciding document's rules, reasons and responses to res. The
-// first document's rule slices are shared, not copied: they are immutable.
+// into adds a deciding document's rules, reasons and responses to res.
+// Everything res receives is its own copy (append to an empty slice copies):
+// a caller may write into a Result without reaching into the compiled set,
+// and so into every later decision.
 func (d deciding) into(res *Result) {
 	cd, dr := d.cd, d.dr
 	if dr.first < 0 {
-		res.Reasons = appendShared(res.Reasons, cd.defaultReason)
+		res.Reasons = append(res.Reasons, cd.defaultReason...)
 	} else {
 		r := &cd.rules[dr.first]
-		res.Rules = appendShared(res.Rules, r.ids)
-		res.Reasons = appendShared(res.Reasons, r.reasons)
-		res.take(r.rule)
+		if len(res.Rules) == 0 && len(res.Reasons) == 0 && len(dr.more) == 0 {
+			// The usual case: one rule decides. Its id and reason share one
+			// allocation, each capped so that an append cannot run into
+			// the other.
+			buf := make([]string, 0, len(r.ids)+len(r.reasons))
+			buf = append(append(buf, r.ids...), r.reasons...)
+			n := len(r.ids)
+			res.Rules, res.Reasons = buf[:n:n], buf[n:len(buf):len(buf)]
+		} else {
+			res.Rules = append(res.Rules, r.ids...)
+			res.Reasons = append(res.Reasons, r.reasons...)
+		}
+		res.take(r)
 		for _, i := range dr.more {
 			r := &cd.rules[i]
 			res.Rules = append(res.Rules, r.ids...)
 			res.Reasons = append(res.Reasons, r.reasons...)
-			res.take(r.rule)
+			res.take(r)
 		}
 	}
 	res.Reasons = append(res.Reasons, dr.failed...)
@@ -225,26 +259,20 @@ func (d deciding) into(res *Result) {
 	}
 }
 
-func (res *Result) take(r *Rule) {
-	if r.Severity.Rank() > res.Severity.Rank() {
-		res.Severity = r.Severity
+func (res *Result) take(r *compiledRule) {
+	res.Provenance = res.Provenance || r.prov
+	if r.rule.Severity.Rank() > res.Severity.Rank() {
+		res.Severity = r.rule.Severity
 	}
-	if r.Effect == action.RequireApproval && res.Approval == nil {
-		res.Approval = r.Approval
+	if r.rule.Effect == action.RequireApproval && res.Approval == nil {
+		res.Approval = r.rule.Approval.clone()
 		if res.Approval == nil {
 			res.Approval = &ApprovalSpec{OnTimeout: action.Deny}
 		}
 	}
-	res.Obligations = append(res.Obligations, r.Obligations...)
-}
-
-// appendShared appends without copying when dst is empty: the result then
-// aliases an immutable slice of the compiled set.
-func appendShared(dst, src []string) []string {
-	if len(dst) == 0 {
-		return src[:len(src):len(src)]
+	for _, o := range r.rule.Obligations {
+		res.Obligations = append(res.Obligations, action.Obligation{Type: o.Type, Fields: slices.Clone(o.Fields)})
 	}
-	return append(dst, src...)
 }
 
 func (cd *compiledDoc) evaluate(a *action.Action, pi int, act *lazyActivation, txt *texts) docResult {
@@ -303,11 +331,23 @@ func (r *compiledRule) eval(act *activation) (bool, string) {
 		b, ok := out.Value().(bool)
 		return ok && b, ""
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "no such key") || strings.Contains(msg, "no such attribute") {
+	if missing(err) {
 		return false, ""
 	}
-	return r.outcome(false, msg)
+	return r.outcome(false, err.Error())
+}
+
+// missing reports whether err is CEL's failure to find a key or field (an
+// absent argument), told apart from other errors by its kind: a message can
+// quote the request ("invalid timestamp \"no such key\""), so its text
+// proves nothing.
+func missing(err error) bool {
+	inner := errors.Unwrap(err)
+	if inner == nil || reflect.TypeOf(inner).String() != "*interpreter.resolutionError" {
+		return false
+	}
+	msg := inner.Error()
+	return strings.HasPrefix(msg, "no such key: ") || strings.HasPrefix(msg, "no such attribute")
 }
 
 // nativeEval runs the condition's compiled form. settled says whether its
@@ -366,11 +406,24 @@ type activation struct {
 	a     action.Action
 	env   Env
 	texts texts
+	sess  *Session // the session variable, built on first use
 }
 
 func (v *activation) release() {
 	*v = activation{}
 	activationPool.Put(v)
+}
+
+// breakerViews are the `breaker` variable for each state, made once.
+var breakerViews = map[string]map[string]string{
+	"closed": {"state": "closed"}, "half_open": {"state": "half_open"}, "open": {"state": "open"},
+}
+
+func breakerView(state string) map[string]string {
+	if v, ok := breakerViews[state]; ok {
+		return v
+	}
+	return breakerViews["closed"]
 }
 
 var (
@@ -398,7 +451,13 @@ func (v *activation) ResolveName(name string) (any, bool) {
 		if labels == nil {
 			labels = emptyStringMap
 		}
-		return map[string]any{"id": a.Agent.ID, "type": a.Agent.Type, "labels": labels}, true
+		return map[string]any{"id": a.Agent.ID, "type": a.Agent.Type, "labels": labels, "delegation": delegationView(a.Agent.Delegation)}, true
+	case "target":
+		labels := a.Target.Labels
+		if labels == nil {
+			labels = emptyStringMap
+		}
+		return map[string]any{"id": a.Target.ID, "trust": a.Target.Trust, "labels": labels}, true
 	case "principal":
 		return map[string]string{"user": a.Principal.User, "team": a.Principal.Team, "org": a.Principal.Org}, true
 	case "resource":
@@ -406,7 +465,12 @@ func (v *activation) ResolveName(name string) (any, bool) {
 	case "estimate":
 		return map[string]any{"tokens": a.Estimate.Tokens, "cost_usd": a.Estimate.CostUSD}, true
 	case "session":
-		return a.Session, true
+		if v.sess == nil {
+			v.sess = sessionValue(a.Session, v.env.Provenance)
+		}
+		return v.sess, true
+	case provenanceVar:
+		return provVal{v.env.Provenance}, true
 	case "point":
 		return string(a.PointOrDefault()), true
 	case "destination":
@@ -416,9 +480,16 @@ func (v *activation) ResolveName(name string) (any, bool) {
 	case "content":
 		return a.Content, true
 	case "args_text":
-		return v.texts.get(a.Args, false), true
+		// Conditions name args_text many times over; convert it once.
+		if v.texts.textVal == nil {
+			v.texts.textVal = types.String(v.texts.get(a.Args, false))
+		}
+		return v.texts.textVal, true
 	case "trust":
-		return v.env.Trust, true
+		if v.env.Trust == nil {
+			return noTrust.val, true
+		}
+		return v.env.Trust.val, true
 	case "now":
 		return v.env.Now, true
 	case "budget":
@@ -428,6 +499,12 @@ func (v *activation) ResolveName(name string) (any, bool) {
 		return v.env.Budget, true
 	case "model_tier":
 		return v.env.ModelTier, true
+	case "breaker":
+		return breakerView(v.env.Breaker), true
+	case "anomaly":
+		return &v.env.Anomaly, true
+	case "_shell_commands_args", "_shell_pipelines_args", "_sql_statements_args", "_sql_injected_args", "_clean_paths_args":
+		return v.texts.reads.get(name, a.Args), true
 	}
 	return nil, false
 }

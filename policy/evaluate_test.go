@@ -79,7 +79,7 @@ rules:
     effect: allow
   - id: no-etc
     match: {tools: ["read_file"]}
-    when: 'args.path.startsWith("/etc/")'
+    when: 'clean_path(args.path).startsWith("/etc/")'
     effect: deny
     severity: high
     reason: system files are off limits
@@ -207,7 +207,7 @@ rules:
     when: >-
       agent.labels.env == "production" && principal.org == "acme" && resource.permission == "write"
       && point == "pre_tool_call" && tool.annotations.destructiveHint == true
-      && estimate.cost_usd > 0.5 && now.getFullYear() == 2026 && session == "s-1"
+      && estimate.cost_usd > 0.5 && now.getFullYear() == 2026 && session.id == "s-1"
     effect: require_approval
   - id: shell-text
     match: {tools: ["*"]}

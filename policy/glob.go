@@ -76,3 +76,7 @@ func anyGlob(patterns []string, s string) bool {
 	}
 	return false
 }
+
+// Glob reports whether s matches pattern, as the globs of policy documents
+// do: * any run of bytes, ? exactly one.
+func Glob(pattern, s string) bool { return glob(pattern, s) }

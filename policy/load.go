@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -38,48 +39,72 @@ func Load(p string) (*Set, error) {
 // LoadFS is Load over a file system, such as the embedded built-in pack.
 // display prefixes file names in errors.
 func LoadFS(fsys fs.FS, name, display string) (*Set, error) {
-	docs, err := ReadFS(fsys, name, display)
+	docs, errs, err := readFS(fsys, name, display)
 	if err != nil {
 		return nil, err
 	}
-	return Compile(docs)
+	set, err := Compile(docs)
+	if err != nil {
+		var el ErrorList
+		if !errors.As(err, &el) {
+			return nil, err
+		}
+		errs = append(errs, el...)
+	}
+	if len(errs) > 0 {
+		// Conditions of documents with other problems were checked too:
+		// one run reports everything, in file and line order.
+		slices.SortStableFunc(errs, func(a, b *Error) int {
+			if c := strings.Compare(a.File, b.File); c != 0 {
+				return c
+			}
+			return a.Line - b.Line
+		})
+		return nil, errs
+	}
+	return set, nil
 }
 
 // ReadFS parses (without compiling) the documents at name in fsys.
 func ReadFS(fsys fs.FS, name, display string) ([]*Document, error) {
+	docs, errs, err := readFS(fsys, name, display)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return docs, nil
+}
+
+// readFS parses every document it can, returning the problems found along
+// with the documents (those with problems included, as far as they parse).
+func readFS(fsys fs.FS, name, display string) ([]*Document, ErrorList, error) {
 	files, err := policyFiles(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("load policy %s: %w", display, err)
+		return nil, nil, fmt.Errorf("load policy %s: %w", display, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("load policy %s: no *.yaml policy documents found", display)
+		return nil, nil, fmt.Errorf("load policy %s: no *.yaml policy documents found", display)
 	}
 	var docs []*Document
 	var errs ErrorList
 	for _, f := range files {
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
-			return nil, fmt.Errorf("load policy %s: %w", display, err)
+			return nil, nil, fmt.Errorf("load policy %s: %w", display, err)
 		}
 		shown := filepath.Join(display, filepath.FromSlash(f))
 		if name != "." && f == name {
 			shown = filepath.Join(display, filepath.FromSlash(path.Base(f)))
 		}
-		d, err := Parse(shown, data)
-		if err != nil {
-			var el ErrorList
-			if errors.As(err, &el) {
-				errs = append(errs, el...)
-				continue
-			}
-			return nil, err
+		d, el := parse(shown, data)
+		errs = append(errs, el...)
+		if d != nil {
+			docs = append(docs, d)
 		}
-		docs = append(docs, d)
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return docs, nil
+	return docs, errs, nil
 }
 
 func policyFiles(fsys fs.FS, name string) ([]string, error) {

@@ -2,10 +2,12 @@ package policy
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 
 	"github.com/agentgov/agentgov/action"
 )
@@ -61,6 +63,9 @@ func (n *native) eval(a *action.Action, t *texts) (v, handled bool) {
 		}
 		return false, all
 	case nativeNeedle:
+		if n.needle.any {
+			return strings.ContainsAny(t.get(a.Args, n.needle.lower), n.needle.lit), true
+		}
 		return strings.Contains(t.get(a.Args, n.needle.lower), n.needle.lit), true
 	case nativeEmpty:
 		return n.empty.eval(a), true
@@ -68,10 +73,34 @@ func (n *native) eval(a *action.Action, t *texts) (v, handled bool) {
 	return n.fc.eval(a)
 }
 
-// needle is args_text.contains("lit") or args_text.lowerAscii().contains("lit").
+// needle is args_text.contains("lit") or args_text.lowerAscii().contains("lit");
+// with any, a disjunction of such tests of single bytes (any byte of lit).
 type needle struct {
 	lit   string
 	lower bool
+	any   bool
+}
+
+// mergeByteNeedles turns the one-byte needles of a disjunction into one
+// scan: args_text.contains("'") || args_text.contains("$") || ... reads the
+// text once, not once per byte.
+func mergeByteNeedles(kids []native) []native {
+	var out []native
+	merged := map[bool]int{} // lower -> index in out
+	for _, k := range kids {
+		if k.kind != nativeNeedle || len(k.needle.lit) != 1 || k.needle.lit[0] >= utf8.RuneSelf {
+			out = append(out, k)
+			continue
+		}
+		if i, ok := merged[k.needle.lower]; ok {
+			out[i].needle.lit += k.needle.lit
+			out[i].needle.any = true
+			continue
+		}
+		merged[k.needle.lower] = len(out)
+		out = append(out, k)
+	}
+	return out
 }
 
 // emptyVar is destination, model or content compared with "".
@@ -120,8 +149,16 @@ func compileNative(e celast.Expr) (n native, exact, ok bool) {
 				if !ok {
 					return native{}, false, false // one unknown side: the disjunction may be true
 				}
-				n.kids = append(n.kids, k)
+				if k.kind == nativeOr {
+					n.kids = append(n.kids, k.kids...) // a || b || c is one disjunction
+				} else {
+					n.kids = append(n.kids, k)
+				}
 				exact = exact && ex
+			}
+			n.kids = mergeByteNeedles(n.kids)
+			if len(n.kids) == 1 {
+				return n.kids[0], exact, true
 			}
 			return n, exact, true
 		}
@@ -204,10 +241,29 @@ func isArgsText(e celast.Expr) (lower, ok bool) {
 	return false, false
 }
 
-// texts caches args_text and its lower-case form for one evaluation.
+// texts caches args_text, its lower-case form and what the readers made of
+// the arguments, for one evaluation.
 type texts struct {
 	text, lower       string
 	hasText, hasLower bool
+	textVal           ref.Val // text as a CEL value
+	reads             argReads
+}
+
+// merge takes what o computed and t has not.
+func (t *texts) merge(o *texts) {
+	if o.hasText && !t.hasText {
+		t.text, t.hasText = o.text, true
+	}
+	if o.hasLower && !t.hasLower {
+		t.lower, t.hasLower = o.lower, true
+	}
+	if t.textVal == nil {
+		t.textVal = o.textVal
+	}
+	if t.reads.done == nil {
+		t.reads = o.reads
+	}
 }
 
 func (t *texts) get(a map[string]any, lower bool) string {

@@ -97,3 +97,41 @@ func actionWithArgs(args map[string]any) (a action.Action) {
 	a.Args = args
 	return a
 }
+
+// A disjunction of one-byte needles is read in one scan, and agrees with
+// the interpreter.
+func TestMergedNeedlesMatchCEL(t *testing.T) {
+	env, err := newEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := []string{
+		`args_text.contains("'") || args_text.contains("$") || args_text.contains("rm") || args_text.contains("{")`,
+		`args_text.lowerAscii().contains("q") || args_text.contains("Q") || (args_text.contains("x") || args_text.contains("é"))`,
+		`(args_text.contains("a") || args_text.contains("b")) && args_text.contains("c")`,
+	}
+	inputs := []string{"", "plain", "it's", "$HOME", "rm", "{x}", "Q", "q", "xé", "é", "ab", "ac", "bc", "c"}
+	for _, expr := range exprs {
+		ast, iss := env.Compile(expr)
+		if iss.Err() != nil {
+			t.Fatal(iss.Err())
+		}
+		nat, exact := compileNativeAST(ast)
+		if nat == nil || !exact {
+			t.Fatalf("%s: not compiled natively", expr)
+		}
+		prg, err := env.Program(ast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range inputs {
+			a := actionWithArgs(map[string]any{"s": s})
+			var tx texts
+			got, handled := nat.eval(&a, &tx)
+			out, _, err := prg.Eval(&activation{a: a})
+			if err != nil || !handled || out.Value().(bool) != got {
+				t.Errorf("%s on %q: native %v (handled %v), CEL %v %v", expr, s, got, handled, out, err)
+			}
+		}
+	}
+}

@@ -54,6 +54,17 @@ func (l ErrorList) Unwrap() []error {
 // and invalid values are errors carrying file:line. CEL conditions are
 // checked later, by Compile, because they need the whole environment.
 func Parse(file string, data []byte) (*Document, error) {
+	d, errs := parse(file, data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return d, nil
+}
+
+// parse decodes and validates as far as it can. The document it returns
+// (nil only when the YAML cannot be read at all) may still have its
+// conditions checked, so that one run reports every problem of a file.
+func parse(file string, data []byte) (*Document, ErrorList) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, ErrorList{yamlError(file, err)}
@@ -64,30 +75,30 @@ func Parse(file string, data []byte) (*Document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var doc Document
+	var errs ErrorList
 	if err := dec.Decode(&doc); err != nil {
-		return nil, yamlErrors(file, err)
+		// Unknown keys and wrong types leave the rest decoded: go on.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, ErrorList{yamlError(file, err)}
+		}
+		errs = append(errs, yamlErrors(file, te)...)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
-		return nil, ErrorList{{File: file, Line: extra.Line, Msg: "a policy file holds one document; found a second one (---)"}}
+		errs = append(errs, &Error{File: file, Line: extra.Line, Msg: "a policy file holds one document; found a second one (---)"})
 	}
 	doc.File = file
 	v := validator{file: file, root: root.Content[0]}
 	v.document(&doc)
-	if len(v.errs) > 0 {
-		return nil, v.errs
-	}
-	return &doc, nil
+	doc.nameLine = v.line("name")
+	return &doc, append(errs, v.errs...)
 }
 
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 
-func yamlErrors(file string, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return ErrorList{yamlError(file, err)}
-	}
+func yamlErrors(file string, te *yaml.TypeError) ErrorList {
 	var out ErrorList
 	for _, msg := range te.Errors {
 		e := &Error{File: file, Msg: msg}
@@ -182,6 +193,7 @@ func (v *validator) document(d *Document) {
 	if strings.TrimSpace(d.Name) == "" {
 		v.errorf(nil, "missing name")
 	}
+	v.review(d.Review)
 	if d.Default == "" {
 		d.Default = action.Deny
 	} else if !d.Default.Valid() {
@@ -198,6 +210,7 @@ func (v *validator) document(d *Document) {
 	} {
 		v.patterns(keys("scope", f.key), f.vals, f.glob)
 	}
+	v.provenance(d)
 	ids := map[string]bool{}
 	for i := range d.Rules {
 		r := &d.Rules[i]

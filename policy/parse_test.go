@@ -3,8 +3,10 @@ package policy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,4 +90,59 @@ func FuzzParse(f *testing.F) {
 		// Whatever parses must compile or fail cleanly, never panic.
 		_, _ = Compile([]*Document{d})
 	})
+}
+
+// One load reports every problem of a file, each with its line: unknown keys,
+// bad values and conditions alike, not one kind per run.
+func TestEveryProblemOfAFileInOneRun(t *testing.T) {
+	dir := t.TempDir()
+	src := `version: agentgov/v1
+name: many
+default: deny
+rules:
+  - id: r1
+    matchx: {tools: [a]}
+    effect: allow
+  - id: r2
+    effect: maybe
+  - id: r3
+    when: 'args.amount >'
+    effect: deny
+  - id: r4
+    when: 'agent.idd == "x"'
+    effect: deny
+rate_limits:
+  - {id: l1, limit: 0, per: 1m}
+`
+	os.WriteFile(filepath.Join(dir, "many.yaml"), []byte(src), 0o644)
+	os.WriteFile(filepath.Join(dir, "other.yaml"), []byte("version: agentgov/v1\nname: many\ndefault: allow\n"), 0o644)
+	_, err := Load(dir)
+	var el ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("err %v", err)
+	}
+	var got []string
+	for _, e := range el {
+		got = append(got, fmt.Sprintf("%s:%d", filepath.Base(e.File), e.Line))
+	}
+	want := []string{"many.yaml:6", "many.yaml:9", "many.yaml:11", "many.yaml:14", "many.yaml:17", "other.yaml:2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("problems at %v, want %v:\n%v", got, want, err)
+	}
+	for _, w := range []string{`unknown key "matchx"`, `unknown effect "maybe"`, "rule r3: when:", "unknown field agent.idd", "limit must be a positive number", `document name "many" is already used`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+}
+
+// A problem in one file does not hide those of the next.
+func TestProblemsOfEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("version: agentgov/v1\nname: a\nbogus: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte("version: agentgov/v1\nname: b\nrules:\n  - {id: r, when: 'nope(', effect: deny}\n"), 0o644)
+	_, err := Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "a.yaml:3:") || !strings.Contains(err.Error(), "b.yaml:4:") {
+		t.Fatalf("err %v", err)
+	}
 }

@@ -15,9 +15,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/config"
+	"github.com/agentgov/agentgov/errcode"
+	"github.com/agentgov/agentgov/identity"
 )
 
 // caller is the authenticated identity of a request.
@@ -27,6 +30,9 @@ type caller struct {
 	agent     action.Agent
 	principal action.Principal
 	groups    []string
+	// cred is what the caller proved itself with; for agents it is also
+	// agent.Credential.
+	cred *action.Credential
 }
 
 type callerKey struct{}
@@ -43,9 +49,10 @@ type tokens map[string]*caller
 func newTokens(cfg []config.Token) tokens {
 	t := tokens{}
 	for _, tk := range cfg {
-		c := &caller{name: tk.Name, role: tk.Role, principal: tk.Principal, groups: tk.Groups}
+		c := &caller{name: tk.Name, role: tk.Role, principal: tk.Principal, groups: tk.Groups,
+			cred: &action.Credential{Kind: action.CredentialToken, Subject: tk.Name}}
 		if tk.Role == config.AgentRole {
-			c.agent = action.Agent{ID: tk.Agent, Type: tk.AgentType, Labels: tk.Labels}
+			c.agent = action.Agent{ID: tk.Agent, Type: tk.AgentType, Labels: tk.Labels, Credential: c.cred}
 		}
 		t[strings.ToLower(tk.SHA256)] = c
 	}
@@ -102,12 +109,28 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 		// The model proxy's SDKs send their key in these headers instead.
 		tok = r.Header.Get("X-Api-Key")
 		if tok == "" {
-			return nil, errorf(codeUnauthorized, "missing bearer token")
+			return nil, errorf(errcode.Unauthorized, "missing bearer token")
 		}
 	}
-	c, ok := s.tokens[HashToken(strings.TrimSpace(tok))]
+	tok = strings.TrimSpace(tok)
+	sum := sha256.Sum256([]byte(tok))
+	c, ok := s.tokens[hex.EncodeToString(sum[:])]
 	if !ok {
-		return nil, errorf(codeUnauthorized, "unknown token")
+		if s.opt.Identity != nil && identity.IsCredential(tok) {
+			return s.verifyCredential(r, tok, sum)
+		}
+		s.refused(r, &identity.Refusal{Reason: identity.UnknownToken, Kind: action.CredentialToken, Msg: "unknown token"})
+		return nil, errorf(errcode.Unauthorized, "unknown token")
+	}
+	// A revoked agent loses its static tokens too: revocation refuses
+	// every credential of the agent.
+	if c.role == config.AgentRole && s.opt.Identity != nil {
+		if at, revoked := s.opt.Identity.Registry().RevokedAt(c.agent.ID); revoked {
+			rf := &identity.Refusal{Reason: identity.Revoked, Kind: action.CredentialToken, Subject: c.name,
+				Msg: "agent " + c.agent.ID + " was revoked at " + at.Format(time.RFC3339)}
+			s.refused(r, rf)
+			return nil, errcode.Wrap(errcode.Unauthorized, rf.Error(), rf)
+		}
 	}
 	return c, nil
 }
@@ -123,8 +146,11 @@ func (s *Server) route(roles []config.Role, h handler) http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
+		if info := infoOf(r.Context()); info != nil {
+			info.agent, info.caller = c.agent.ID, c.name
+		}
 		if !slices.Contains(roles, c.role) {
-			writeError(w, r, s.log, errorf(codeForbidden, fmt.Sprintf("a %s token may not call %s %s", c.role, r.Method, r.URL.Path)))
+			writeError(w, r, s.log, errorf(errcode.Forbidden, fmt.Sprintf("%s token may not call %s %s", article(string(c.role)), r.Method, r.URL.Path)))
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
@@ -138,6 +164,10 @@ var (
 	admins    = []config.Role{config.Admin}
 	approvers = []config.Role{config.Admin, config.Approver}
 	agents    = []config.Role{config.Admin, config.AgentRole}
+	// everyone is for what each role may read of its own: an agent the
+	// tickets its actions opened and its own trust, an approver the
+	// tickets it may decide.
+	everyone = []config.Role{config.Admin, config.Approver, config.AgentRole}
 )
 
 // checkOrigin refuses cross-origin requests from browsers: a page on another
@@ -146,7 +176,7 @@ var (
 func (s *Server) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && !s.originAllowed(o, r) {
-			writeError(w, r, s.log, errorf(codeForbidden, fmt.Sprintf("origin %q is not allowed", o)))
+			writeError(w, r, s.log, errorf(errcode.Forbidden, fmt.Sprintf("origin %q is not allowed", o)))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -172,4 +202,12 @@ func (s *Server) originAllowed(origin string, r *http.Request) bool {
 func portOf(hostport string) string {
 	_, p, _ := net.SplitHostPort(hostport)
 	return p
+}
+
+// article puts "a" or "an" before a role's name.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }

@@ -9,25 +9,44 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"time"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/audit"
 	"github.com/agentgov/agentgov/config"
+	"github.com/agentgov/agentgov/detect"
+	"github.com/agentgov/agentgov/errcode"
 	"github.com/agentgov/agentgov/govern"
-	"github.com/agentgov/agentgov/store/sqlite"
+	"github.com/agentgov/agentgov/store"
 )
 
-// readBody reads a size-limited body.
+// readBody reads a size-limited body; the connection's read deadline
+// (bodyDeadline) bounds how long it may take to arrive.
+// readOptional decodes a body that may be left out (a note, an optional
+// field) strictly into v; an empty body leaves v as it is.
+func (s *Server) readOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil || len(body) == 0 {
+		return err
+	}
+	return decodeStrict(body, v)
+}
+
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errorf(codeTooLarge, fmt.Sprintf("request body larger than %d bytes", s.maxBody))
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
+			return nil, errorf(errcode.TooLarge, fmt.Sprintf("request body larger than %d bytes", s.maxBody))
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil, errorf(errcode.Timeout, fmt.Sprintf("the request body did not arrive within %s (body_read_timeout)", s.bodyTimeout))
 		}
-		return nil, errorf(codeBadRequest, "could not read the request body: "+err.Error())
+		return nil, errorf(errcode.BadRequest, "could not read the request body: "+err.Error())
 	}
 	return b, nil
 }
@@ -37,14 +56,10 @@ func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return errorf(codeBadRequest, fmt.Sprintf("%s: cannot be a JSON %s", te.Field, te.Value))
-		}
-		return errorf(codeBadRequest, "malformed JSON: "+err.Error())
+		return errorf(errcode.BadRequest, errcode.DescribeJSON(err))
 	}
 	if dec.More() {
-		return errorf(codeBadRequest, "unexpected data after the JSON object")
+		return errorf(errcode.BadRequest, "unexpected data after the JSON object")
 	}
 	return nil
 }
@@ -53,24 +68,32 @@ func decodeStrict(b []byte, v any) error {
 // that names another agent or principal is refused rather than corrected,
 // so that a confused or malicious caller learns it at once.
 func bindIdentity(c *caller, a *action.Action) error {
+	if a.Agent.Credential != nil {
+		return errorf(errcode.Forbidden, "agent.credential comes from the request's credential, never from its body")
+	}
 	if c.role != config.AgentRole {
-		// Admins decide on behalf of any agent (what-if checks, tests).
+		// Admins decide on behalf of any agent (what-if checks, tests),
+		// and the record says it was their credential.
 		if a.Agent.ID == "" {
-			return errorf(codeBadRequest, "agent.id: an admin deciding must name the agent")
+			return errorf(errcode.BadRequest, "agent.id: an admin deciding must name the agent")
 		}
+		a.Agent.Credential = c.cred
 		return nil
 	}
+	if len(a.Agent.Delegation) > 0 {
+		return errorf(errcode.Forbidden, "agent.delegation comes from the credential (a delegation token), never from the body")
+	}
 	if a.Agent.ID != "" && a.Agent.ID != c.agent.ID {
-		return errorf(codeForbidden, fmt.Sprintf("agent.id: this token acts as %q and cannot claim %q", c.agent.ID, a.Agent.ID))
+		return errorf(errcode.Forbidden, fmt.Sprintf("agent.id: this token acts as %q and cannot claim %q", c.agent.ID, a.Agent.ID))
 	}
 	if a.Agent.Type != "" && a.Agent.Type != c.agent.Type {
-		return errorf(codeForbidden, "agent.type comes from the credential and differs from it")
+		return errorf(errcode.Forbidden, "agent.type comes from the credential and differs from it")
 	}
 	if len(a.Agent.Labels) > 0 && !sameLabels(a.Agent.Labels, c.agent.Labels) {
-		return errorf(codeForbidden, "agent.labels come from the credential and differ from it")
+		return errorf(errcode.Forbidden, "agent.labels come from the credential and differ from it")
 	}
 	if a.Principal != (action.Principal{}) && a.Principal != c.principal {
-		return errorf(codeForbidden, "principal comes from the credential and differs from it")
+		return errorf(errcode.Forbidden, "principal comes from the credential and differs from it")
 	}
 	a.Agent, a.Principal = c.agent, c.principal
 	return nil
@@ -94,6 +117,18 @@ var idemKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // gets the first answer and changes nothing; the same key with another
 // request body is refused.
 func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte, fn func() (int, any, error)) error {
+	return s.idempotentIf(w, r, body, nil, fn)
+}
+
+// idempotentIf is idempotent with a check on the stored answer: when stale
+// says why it no longer holds, the request is answered afresh by fn rather
+// than replayed (and the stored answer stays, for retries once it holds
+// again).
+//
+// What is stored is no more than the client could be told again: the key
+// is kept as its SHA-256, and the answer masked as the audit log is, since
+// a key or a reason may hold what an agent sent.
+func (s *Server) idempotentIf(w http.ResponseWriter, r *http.Request, body []byte, stale func(prev store.Replay) string, fn func() (int, any, error)) error {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		status, v, err := fn()
@@ -104,28 +139,43 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte,
 		return nil
 	}
 	if !idemKey.MatchString(key) {
-		return errorf(codeBadRequest, "Idempotency-Key: use 1 to 128 letters, digits and . _ : -")
+		return errorf(errcode.BadRequest, "Idempotency-Key: use 1 to 128 letters, digits and . _ : -")
 	}
 	c := callerOf(r.Context())
 	scope := c.name + " " + r.Method + " " + r.URL.Path
 	sum := sha256.Sum256(body)
 	digest := hex.EncodeToString(sum[:])
+	ksum := sha256.Sum256([]byte(key))
+	stored := hex.EncodeToString(ksum[:])
 
-	unlock := s.lockKey(scope + "\x00" + key)
+	unlock := s.lockKey(scope + "\x00" + stored)
 	defer unlock()
 	ctx := r.Context()
-	prev, ok, err := s.opt.DB.IdempotencyGet(ctx, scope, key)
+	prev, ok, err := s.opt.Idempotency.IdempotencyGet(ctx, scope, stored)
 	if err != nil {
-		return &apiError{code: codeUnavailable, msg: "idempotency store unavailable", cause: err}
+		return errcode.Wrap(errcode.Unavailable, "idempotency store unavailable", err)
 	}
 	if ok {
 		if prev.Request != digest {
-			return errorf(codeUnprocessable, "Idempotency-Key was already used with a different request")
+			return errorf(errcode.Unprocessable, "Idempotency-Key was already used with a different request")
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Idempotent-Replayed", "true")
-		w.WriteHeader(prev.Status)
-		_, _ = w.Write(prev.Body)
+		why := ""
+		if stale != nil {
+			why = stale(prev)
+		}
+		if why == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(prev.Status)
+			_, _ = w.Write(prev.Body)
+			return nil
+		}
+		s.log.Info("idempotent retry decided afresh", "scope", scope, "why", why)
+		status, v, err := fn()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, status, v)
 		return nil
 	}
 	status, v, err := fn()
@@ -139,10 +189,17 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte,
 	out = append(out, '\n')
 	// Stored before answering, detached from the client: a retry after a
 	// dropped connection must find it.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.opt.DB.IdempotencyPut(sctx, scope, key, sqlite.Replay{Request: digest, Status: status, Body: out}, s.clock()); err != nil {
-		s.log.Error("idempotency record lost", "key", key, "err", err)
+	keep := []byte(detect.Mask(string(out)))
+	if !json.Valid(keep) {
+		// Masking cut through JSON syntax: store nothing rather than the
+		// answer in clear; a retry is then decided afresh.
+		s.log.Error("idempotency record not kept: masking broke it", "scope", scope)
+	} else {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.opt.Idempotency.IdempotencyPut(sctx, scope, stored, store.Replay{Request: digest, Status: status, Body: keep}, s.clock()); err != nil {
+			s.log.Error("idempotency record lost", "scope", scope, "err", err)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -183,6 +240,18 @@ func traced(r *http.Request) context.Context {
 	return govern.WithTrace(r.Context(), t)
 }
 
+// withTraceHeaders has the decisions of a proxied call keep its trace
+// headers in their audit entries, as /v1/decide's do. A request without
+// them passes untouched.
+func withTraceHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Traceparent") != "" || r.Header.Get("X-Correlation-Id") != "" {
+			r = r.WithContext(traced(r))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) decide(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -190,70 +259,98 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, err := action.Decode(body)
 	if err != nil {
-		return errorf(codeBadRequest, err.Error())
+		return errorf(errcode.BadRequest, err.Error())
 	}
 	if err := bindIdentity(callerOf(r.Context()), &a); err != nil {
 		return err
 	}
-	return s.idempotent(w, r, body, func() (int, any, error) {
-		start := time.Now()
+	// Refused here, before the engine logs a decision: an action with
+	// nothing to decide on is bad input, not an attempt worth recording.
+	if err := a.Validate(); err != nil {
+		return errorf(errcode.BadRequest, err.Error())
+	}
+	stale := func(prev store.Replay) string { return s.staleAllow(r.Context(), &a, prev) }
+	return s.idempotentIf(w, r, body, stale, func() (int, any, error) {
 		d, err := s.opt.Engine.Decide(traced(r), a)
-		s.metrics.observe(&d, time.Since(start))
 		if err != nil {
-			return 0, nil, errorf(codeBadRequest, err.Error())
+			return 0, nil, errorf(errcode.BadRequest, err.Error())
 		}
+		w.Header().Set(HeaderDecision, d.ID.String())
 		return http.StatusOK, d, nil
 	})
 }
 
+// logged is a decision as its audit record keeps it.
+type logged struct {
+	Decision action.Decision `json:"decision"`
+	Action   action.Action   `json:"action"`
+	// SettledBy names the enforcement point that records the decision's
+	// outcome itself.
+	SettledBy string `json:"settled_by"`
+}
+
 // loggedDecision finds a decision and the action it answered in the audit log.
-func (s *Server) loggedDecision(ctx context.Context, id string) (action.Decision, action.Action, error) {
+func (s *Server) loggedDecision(ctx context.Context, id string) (logged, error) {
 	if _, err := action.ParseID(id); err != nil {
-		return action.Decision{}, action.Action{}, errorf(codeBadRequest, err.Error())
+		return logged{}, errorf(errcode.BadRequest, err.Error())
 	}
-	idx, err := s.opt.DB.DecisionEntry(ctx, id)
-	if errors.Is(err, sqlite.ErrNoDecision) {
-		return action.Decision{}, action.Action{}, errorf(codeNotFound, "no decision "+id)
+	e, err := s.decisionEntry(ctx, id)
+	if errors.Is(err, store.ErrNoDecision) {
+		return logged{}, errorf(errcode.NotFound, "no decision "+id)
 	}
 	if err != nil {
-		return action.Decision{}, action.Action{}, err
+		return logged{}, err
 	}
-	entries, err := s.opt.Audit.Entries(ctx, int64(idx)-1, 1)
-	if err != nil || len(entries) != 1 {
-		return action.Decision{}, action.Action{}, fmt.Errorf("read decision %s at %d: %v", id, idx, err)
+	var rec logged
+	if err := json.Unmarshal(e.Record, &rec); err != nil {
+		return logged{}, fmt.Errorf("decode decision %s: %w", id, err)
 	}
-	var rec struct {
-		Decision action.Decision `json:"decision"`
-		Action   action.Action   `json:"action"`
+	if rec.Decision.ID.String() != id {
+		return logged{}, fmt.Errorf("decision %s: the entry found holds %s", id, rec.Decision.ID)
 	}
-	if err := json.Unmarshal(entries[0].Record, &rec); err != nil {
-		return action.Decision{}, action.Action{}, fmt.Errorf("decode decision %s: %w", id, err)
-	}
+	idx := e.Index
 	rec.Decision.AuditIndex = &idx
-	return rec.Decision, rec.Action, nil
+	return rec, nil
+}
+
+// decisionEntry finds a decision's audit entry, in whichever replica's log
+// holds it, and checks that it is the canonical entry of a decision.
+func (s *Server) decisionEntry(ctx context.Context, id string) (audit.Entry, error) {
+	ref, err := s.opt.Decisions.FindDecision(ctx, id)
+	if err != nil {
+		return audit.Entry{}, err
+	}
+	e, err := audit.DecodeEntry(ref.Data)
+	if err != nil {
+		return audit.Entry{}, fmt.Errorf("decision %s: entry %d: %w", id, ref.Index, err)
+	}
+	if e.Index != ref.Index || e.Kind != "decision" {
+		return audit.Entry{}, fmt.Errorf("decision %s: entry %d is a %s entry stored at index %d", id, e.Index, e.Kind, ref.Index)
+	}
+	return e, nil
 }
 
 // ownDecision returns a decision the caller may see: an agent sees only its
 // own, and another agent's id answers 404, not 403, so that ids of others
 // are not confirmed to exist.
-func (s *Server) ownDecision(r *http.Request) (action.Decision, action.Action, error) {
+func (s *Server) ownDecision(r *http.Request) (logged, error) {
 	id := r.PathValue("id")
-	d, a, err := s.loggedDecision(r.Context(), id)
+	rec, err := s.loggedDecision(r.Context(), id)
 	if err != nil {
-		return d, a, err
+		return rec, err
 	}
-	if c := callerOf(r.Context()); c.role == config.AgentRole && a.Agent.ID != c.agent.ID {
-		return action.Decision{}, action.Action{}, errorf(codeNotFound, "no decision "+id)
+	if c := callerOf(r.Context()); c.role == config.AgentRole && rec.Action.Agent.ID != c.agent.ID {
+		return logged{}, errorf(errcode.NotFound, "no decision "+id)
 	}
-	return d, a, nil
+	return rec, nil
 }
 
 func (s *Server) getDecision(w http.ResponseWriter, r *http.Request) error {
-	d, _, err := s.ownDecision(r)
+	rec, err := s.ownDecision(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, rec.Decision)
 	return nil
 }
 
@@ -267,20 +364,35 @@ func (s *Server) outcome(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := o.Validate(); err != nil {
-		return errorf(codeBadRequest, err.Error())
+		return errorf(errcode.BadRequest, err.Error())
 	}
-	d, _, err := s.ownDecision(r)
+	rec, err := s.ownDecision(r)
 	if err != nil {
 		return err
 	}
+	d := rec.Decision
 	if d.Effect != action.Allow {
-		return errorf(codeConflict, fmt.Sprintf("decision %s was %s: there is no outcome to record", d.ID, d.Effect))
+		return errorf(errcode.Conflict, fmt.Sprintf("decision %s was %s: there is no outcome to record", d.ID, d.Effect))
+	}
+	// The enforcement point that made the call measures and records what it
+	// cost; an agent's word, posted first, would cancel that accounting.
+	if rec.SettledBy != "" {
+		return errorf(errcode.Forbidden, fmt.Sprintf("decision %s is settled by its enforcement point (%s), which records its outcome itself", d.ID, rec.SettledBy))
 	}
 	return s.idempotent(w, r, body, func() (int, any, error) {
-		if err := s.opt.Engine.Outcome(traced(r), d.ID, o); err != nil {
+		if err := s.opt.Engine.Outcome(govern.WithOutcomeAgent(traced(r), rec.Action.Agent.ID), d.ID, o); err != nil {
+			switch {
+			case errors.Is(err, govern.ErrOutcomeRecorded):
+				return 0, nil, errorf(errcode.Conflict, fmt.Sprintf("decision %s: %s", d.ID, govern.ErrOutcomeRecorded))
+			case errors.Is(err, govern.ErrNotAudited):
+				return 0, nil, errcode.Wrap(errcode.Unavailable, "the outcome could not be written to the audit log, so it was not recorded", err)
+			}
 			return 0, nil, err
 		}
-		s.metrics.outcome(o)
+		if rec.Action.Model != "" {
+			// What the agent reports of a model call it made directly.
+			s.metrics.ReportedUsage(rec.Action.Model, rec.Action.Agent.ID, &o)
+		}
 		return http.StatusOK, map[string]any{"decision": d.ID, "recorded": true}, nil
 	})
 }

@@ -32,13 +32,20 @@ func newSessions(t testing.TB) *session.Sessions {
 	return session.New(openDB(t, t.TempDir()), clock)
 }
 
+// ops is an operator; agent1 the agent that owns the sessions of these
+// tests.
+var (
+	ops    = session.Actor{Name: "ops", Operator: true}
+	agent1 = session.Actor{Name: "agent-1"}
+)
+
 var allStates = []session.State{session.Created, session.Active, session.Paused, session.Closed, session.Killed}
 
 // reach creates a session and walks it to state st along legal transitions.
 func reach(t *testing.T, s *session.Sessions, id string, st session.State) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.Create(ctx, "agent-1", id); err != nil {
+	if _, err := s.Create(ctx, "agent-1", id, agent1); err != nil {
 		t.Fatal(err)
 	}
 	var path []session.State
@@ -53,7 +60,7 @@ func reach(t *testing.T, s *session.Sessions, id string, st session.State) {
 		path = []session.State{session.Active, session.Killed}
 	}
 	for _, p := range path {
-		if _, err := s.Transition(ctx, id, p, "ops"); err != nil {
+		if _, err := s.Transition(ctx, "agent-1", id, p, ops); err != nil {
 			t.Fatalf("walking %s to %s: %v", id, st, err)
 		}
 	}
@@ -78,7 +85,7 @@ func TestEveryTransition(t *testing.T) {
 			t.Run(fmt.Sprintf("%s_to_%s", from, to), func(t *testing.T) {
 				id := fmt.Sprintf("s-%s-%s", from, to)
 				reach(t, s, id, from)
-				got, err := s.Transition(ctx, id, to, "ops")
+				got, err := s.Transition(ctx, "agent-1", id, to, ops)
 				if legal[[2]session.State{from, to}] {
 					if err != nil {
 						t.Fatalf("legal transition refused: %v", err)
@@ -86,7 +93,7 @@ func TestEveryTransition(t *testing.T) {
 					if got.State != to || got.UpdatedBy != "ops" {
 						t.Fatalf("got %+v", got)
 					}
-					stored, err := s.Get(ctx, id)
+					stored, err := s.Get(ctx, "agent-1", id)
 					if err != nil || stored.State != to {
 						t.Fatalf("stored state %q, %v; want %q", stored.State, err, to)
 					}
@@ -99,7 +106,7 @@ func TestEveryTransition(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Fatalf("error %q does not say %q", err, want)
 				}
-				stored, err := s.Get(ctx, id)
+				stored, err := s.Get(ctx, "agent-1", id)
 				if err != nil || stored.State != from {
 					t.Fatalf("illegal transition changed the state to %q (%v)", stored.State, err)
 				}
@@ -135,13 +142,13 @@ func TestPauseTakesEffectOnNextCheck(t *testing.T) {
 	if ok, _, _ := s.Check(ctx, "s-1", "agent-1"); !ok {
 		t.Fatal("active session refused")
 	}
-	if _, err := s.Transition(ctx, "s-1", session.Paused, "ops"); err != nil {
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Paused, ops); err != nil {
 		t.Fatal(err)
 	}
 	if ok, reason, _ := s.Check(ctx, "s-1", "agent-1"); ok || reason != "session s-1 is paused" {
 		t.Fatalf("paused session: ok=%v reason=%q", ok, reason)
 	}
-	if _, err := s.Transition(ctx, "s-1", session.Active, "ops"); err != nil {
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Active, ops); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _, _ := s.Check(ctx, "s-1", "agent-1"); !ok {
@@ -149,21 +156,106 @@ func TestPauseTakesEffectOnNextCheck(t *testing.T) {
 	}
 }
 
-func TestSessionBelongsToOneAgent(t *testing.T) {
+// Session ids are per agent: another agent naming the same id acts in its
+// own session, never in this one, and learns nothing of it.
+func TestSessionIDsAreScopedToTheirAgent(t *testing.T) {
+	ctx := context.Background()
+	s := newSessions(t)
+	reach(t, s, "s-1", session.Paused)
+	if ok, reason, err := s.Check(ctx, "s-1", "agent-2"); ok || err != nil || reason != "session s-1 does not exist" {
+		t.Fatalf("Check by another agent: ok=%v reason=%q err=%v", ok, reason, err)
+	}
+	// Touching the id makes agent-2 its own session, active: agent-1's
+	// pause does not reach it, nor does agent-2 learn agent-1 has one.
+	if ok, reason, err := s.Touch(ctx, "s-1", "agent-2"); !ok || err != nil {
+		t.Fatalf("Touch by another agent: ok=%v reason=%q err=%v", ok, reason, err)
+	}
+	if got, _ := s.Get(ctx, "agent-2", "s-1"); got.AgentID != "agent-2" || got.State != session.Active {
+		t.Fatalf("agent-2's session: %+v", got)
+	}
+	if got, _ := s.Get(ctx, "agent-1", "s-1"); got.State != session.Paused {
+		t.Fatalf("agent-1's session changed: %+v", got)
+	}
+	// A transition names the agent's own session only.
+	if _, err := s.Transition(ctx, "agent-2", "s-1", session.Closed, session.Actor{Name: "agent-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := s.Check(ctx, "s-1", "agent-1"); ok {
+		t.Fatal("agent-1's paused session runs")
+	}
+	if got, _ := s.Get(ctx, "agent-1", "s-1"); got.State != session.Paused {
+		t.Fatalf("agent-2 closed agent-1's session: %+v", got)
+	}
+	if list, err := s.Find(ctx, "s-1"); err != nil || len(list) != 2 {
+		t.Fatalf("Find: %+v %v", list, err)
+	}
+}
+
+// An agent may pause and resume its own session, but a pause by an
+// operator holds until an operator lifts it.
+func TestOperatorPauseHoldsAgainstTheAgent(t *testing.T) {
 	ctx := context.Background()
 	s := newSessions(t)
 	reach(t, s, "s-1", session.Active)
-	for name, check := range map[string]func(context.Context, string, string) (bool, string, error){"Check": s.Check, "Touch": s.Touch} {
-		ok, reason, err := check(ctx, "s-1", "agent-2")
-		if err != nil || ok {
-			t.Fatalf("%s: another agent allowed: ok=%v err=%v", name, ok, err)
-		}
-		if reason != "session s-1 belongs to another agent" {
-			t.Fatalf("%s: reason %q", name, reason)
-		}
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Paused, agent1); err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := s.Get(ctx, "s-1"); got.AgentID != "agent-1" || got.State != session.Active {
-		t.Fatalf("session changed by a refused agent: %+v", got)
+	if got, err := s.Transition(ctx, "agent-1", "s-1", session.Active, agent1); err != nil || got.OperatorHold {
+		t.Fatalf("the agent resuming its own pause: %+v %v", got, err)
+	}
+	paused, err := s.Transition(ctx, "agent-1", "s-1", session.Paused, ops)
+	if err != nil || !paused.OperatorHold {
+		t.Fatalf("operator pause: %+v %v", paused, err)
+	}
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Active, agent1); !errors.Is(err, session.ErrForbidden) {
+		t.Fatalf("the agent resuming an operator's pause: %v", err)
+	}
+	if ok, _, _ := s.Check(ctx, "s-1", "agent-1"); ok {
+		t.Fatal("the session runs after a refused resume")
+	}
+	if got, err := s.Transition(ctx, "agent-1", "s-1", session.Active, ops); err != nil || got.OperatorHold || got.State != session.Active {
+		t.Fatalf("operator resume: %+v %v", got, err)
+	}
+	// Ending a held session is still the agent's to do.
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Paused, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Closed, agent1); err != nil {
+		t.Fatalf("the agent closing a held session: %v", err)
+	}
+}
+
+// A change is recorded, whole, before it is made; one that cannot be
+// recorded is not made.
+func TestChangesAreRecordedBeforeTheyAreMade(t *testing.T) {
+	ctx := context.Background()
+	s := newSessions(t)
+	down := func(context.Context, session.Change) error { return errors.New("audit log down") }
+	if _, err := s.Create(ctx, "agent-1", "s-1", agent1, down); err == nil {
+		t.Fatal("created without a record")
+	}
+	if _, err := s.Get(ctx, "agent-1", "s-1"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("created although not recorded: %v", err)
+	}
+	var got []session.Change
+	rec := func(_ context.Context, c session.Change) error { got = append(got, c); return nil }
+	created, err := s.Create(ctx, "agent-1", "s-1", agent1, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Closed, ops, down); err == nil {
+		t.Fatal("closed without a record")
+	}
+	if cur, _ := s.Get(ctx, "agent-1", "s-1"); cur.State != session.Created {
+		t.Fatalf("closed although not recorded: %+v", cur)
+	}
+	closed, err := s.Transition(ctx, "agent-1", "s-1", session.Closed, ops, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Event != "create" || got[0].Session != created || got[1].Event != "close" ||
+		got[1].Session != closed || got[1].From != session.Created || got[1].Session.UpdatedBy != "ops" {
+		t.Fatalf("recorded %+v", got)
 	}
 }
 
@@ -182,13 +274,9 @@ func TestTouchCreatesUnknownSessionActive(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("ok=%v reason=%q err=%v", ok, reason, err)
 	}
-	got, err := s.Get(ctx, "s-new")
+	got, err := s.Get(ctx, "agent-1", "s-new")
 	if err != nil || got.State != session.Active || got.AgentID != "agent-1" || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("got %+v, %v", got, err)
-	}
-	// Another agent cannot take it over by touching it too.
-	if ok, _, _ := s.Touch(ctx, "s-new", "agent-2"); ok {
-		t.Fatal("second agent allowed in a session it did not create")
 	}
 }
 
@@ -199,7 +287,7 @@ func TestTouchActivatesCreatedSession(t *testing.T) {
 	if ok, _, err := s.Touch(ctx, "s-1", "agent-1"); !ok || err != nil {
 		t.Fatalf("ok=%v err=%v", ok, err)
 	}
-	if got, _ := s.Get(ctx, "s-1"); got.State != session.Active {
+	if got, _ := s.Get(ctx, "agent-1", "s-1"); got.State != session.Active {
 		t.Fatalf("state %q, want active", got.State)
 	}
 }
@@ -228,28 +316,32 @@ func TestTouchRefusesMalformedIDs(t *testing.T) {
 func TestCreate(t *testing.T) {
 	ctx := context.Background()
 	s := newSessions(t)
-	got, err := s.Create(ctx, "agent-1", "")
+	got, err := s.Create(ctx, "agent-1", "", agent1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(got.ID, "ses_") || len(got.ID) != 30 || got.State != session.Created {
+	if !strings.HasPrefix(got.ID, "ses_") || len(got.ID) != 30 || got.State != session.Created || got.UpdatedBy != "agent-1" {
 		t.Fatalf("generated session %+v", got)
 	}
-	if _, err := s.Create(ctx, "agent-2", got.ID); !errors.Is(err, session.ErrConflict) {
-		t.Fatalf("taking an existing id: err = %v, want ErrConflict", err)
+	if _, err := s.Create(ctx, "agent-1", got.ID, agent1); !errors.Is(err, session.ErrConflict) {
+		t.Fatalf("the agent reusing its own id: err = %v, want ErrConflict", err)
 	}
-	if again, _ := s.Get(ctx, got.ID); again.AgentID != "agent-1" {
-		t.Fatalf("a refused create changed the owner: %+v", again)
+	// Another agent's session of the same id is its own.
+	if other, err := s.Create(ctx, "agent-2", got.ID, ops); err != nil || other.AgentID != "agent-2" || other.UpdatedBy != "ops" {
+		t.Fatalf("another agent's session of the same id: %+v %v", other, err)
+	}
+	if again, _ := s.Get(ctx, "agent-1", got.ID); again.AgentID != "agent-1" || again.State != session.Created {
+		t.Fatalf("another agent's create changed this one: %+v", again)
 	}
 	for _, c := range []struct{ agent, id string }{{"", "s"}, {"agent-1", "bad id"}, {"agent-1", strings.Repeat("x", 200)}} {
-		if _, err := s.Create(ctx, c.agent, c.id); !errors.Is(err, session.ErrInvalid) {
+		if _, err := s.Create(ctx, c.agent, c.id, agent1); !errors.Is(err, session.ErrInvalid) {
 			t.Errorf("Create(%q, %q): err = %v, want ErrInvalid", c.agent, c.id, err)
 		}
 	}
-	if _, err := s.Transition(ctx, got.ID, "finished", "ops"); !errors.Is(err, session.ErrInvalid) {
+	if _, err := s.Transition(ctx, "agent-1", got.ID, "finished", ops); !errors.Is(err, session.ErrInvalid) {
 		t.Errorf("unknown state: err = %v", err)
 	}
-	if _, err := s.Transition(ctx, "missing", session.Paused, "ops"); !errors.Is(err, session.ErrNotFound) {
+	if _, err := s.Transition(ctx, "agent-1", "missing", session.Paused, ops); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("unknown session: err = %v", err)
 	}
 }
@@ -269,7 +361,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if ok, reason, _ := s.Check(ctx, "s-1", "agent-1"); ok || reason != "session s-1 is paused" {
 		t.Fatalf("after restart: ok=%v reason=%q", ok, reason)
 	}
-	if _, err := s.Transition(ctx, "s-1", session.Active, "ops"); err != nil {
+	if _, err := s.Transition(ctx, "agent-1", "s-1", session.Active, ops); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -292,7 +384,7 @@ func TestConcurrentTransitionsOneWins(t *testing.T) {
 			if i%2 == 1 {
 				m = b
 			}
-			_, err := m.Transition(ctx, "s-1", session.Paused, "ops")
+			_, err := m.Transition(ctx, "agent-1", "s-1", session.Paused, ops)
 			switch {
 			case err == nil:
 				wins.Add(1)

@@ -7,8 +7,18 @@
 // both and their ratios. Both servers run in their own process, so the
 // generator competes with each of them for the CPUs in the same way.
 //
+// With -postgres, the same run also drives agentgov on PostgreSQL: one
+// replica, and -replicas replicas sharing one database with the agents
+// spread over them (agent i speaks to replica i mod N), each on a fresh
+// schema dropped afterwards. Beside throughput and latency it reports the
+// CPU per decision of the agentgov processes, of the PostgreSQL backends
+// serving them (found by application_name in pg_stat_activity) and of the
+// whole PostgreSQL server (every process named postgres on this host,
+// which includes whatever else the server is doing).
+//
 //	go build -o /tmp/agentgov ./cmd/agentgov
 //	cd bench && go run ./loadgen -agentgov /tmp/agentgov -duration 10s -concurrency 50
+//	cd bench && go run ./loadgen -agentgov /tmp/agentgov -postgres postgres://postgres@127.0.0.1:5432/test
 package main
 
 import (
@@ -49,6 +59,9 @@ type options struct {
 	concurrency int
 	rounds      int
 	out         string
+	postgres    string
+	replicas    int
+	watched     bool
 }
 
 func main() {
@@ -61,6 +74,9 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 50, "concurrent agents, each with its own token and connection")
 	flag.IntVar(&o.rounds, "rounds", 1, "measure each server this many times, alternating which goes first")
 	flag.StringVar(&o.out, "out", "", "also write the results as Markdown to this file")
+	flag.StringVar(&o.postgres, "postgres", "", "also drive agentgov on this PostgreSQL database (a URL; each run gets a fresh schema in it): one replica, and -replicas replicas")
+	flag.IntVar(&o.replicas, "replicas", 3, "replicas sharing the database in the -postgres run")
+	flag.BoolVar(&o.watched, "watched", false, "drive agentgov twice: with SLOs, circuit breakers and anomaly detection off (agentgov), and on (agentgov-watched)")
 	flag.Parse()
 	if *baseline {
 		if err := serveBaseline(); err != nil {
@@ -95,62 +111,82 @@ func run(o options) error {
 		tokens[i] = randomToken()
 	}
 
+	if o.postgres != "" && (o.agentgov == "" || o.replicas < 2 || o.replicas > 16) {
+		return fmt.Errorf("-postgres needs -agentgov, and -replicas %d: want 2 to 16", o.replicas)
+	}
 	loadBefore := loadAverage()
 	base, err := startBaseline()
 	if err != nil {
 		return err
 	}
 	defer base.stop()
-	var gov *process
-	var admin string
+	targets := []*target{{name: "baseline", procs: []*process{base}}}
 	if o.agentgov != "" {
-		if gov, admin, err = startAgentgov(o, tmp, tokens); err != nil {
+		off := ""
+		if o.watched {
+			off = "anomaly: {disabled: true}\n"
+		}
+		gov, admin, err := startAgentgov(o, filepath.Join(tmp, "sqlite"), tokens, off, "")
+		if err != nil {
 			return err
 		}
 		defer gov.stop()
-	} else {
-		fmt.Println("no -agentgov binary given: measuring the baseline alone")
-	}
-
-	// Rounds alternate which server goes first, so that a change in what
-	// else the machine is doing weighs on both alike.
-	var rounds [][]result
-	for i := range o.rounds {
-		type server struct {
-			name, url string
-			pid       int
-		}
-		runs := []server{{"baseline", base.url, base.cmd.Process.Pid}}
-		if gov != nil {
-			runs = append(runs, server{"agentgov", gov.url, gov.cmd.Process.Pid})
-			if i%2 == 1 {
-				runs[0], runs[1] = runs[1], runs[0]
-			}
-		}
-		var round []result
-		for _, sv := range runs {
-			var before uint64
-			if sv.name == "agentgov" {
-				if before, err = auditSize(sv.url, admin); err != nil {
-					return fmt.Errorf("read the audit log: %w\n%s", err, gov.output())
-				}
-			}
-			r, err := drive(sv.name, sv.url, sv.pid, tokens, o)
+		targets = append(targets, &target{name: "agentgov", procs: []*process{gov}, admin: admin})
+		if o.watched {
+			w, admin, err := startAgentgov(o, filepath.Join(tmp, "watched"), tokens, watchedConfig, "")
 			if err != nil {
 				return err
 			}
-			if sv.name == "agentgov" {
-				after, err := auditSize(sv.url, admin)
-				if err != nil {
-					return fmt.Errorf("read the audit log after the run: %w\n%s", err, gov.output())
-				}
-				r.audited = after - before
+			defer w.stop()
+			targets = append(targets, &target{name: "agentgov-watched", procs: []*process{w}, admin: admin})
+		}
+	} else {
+		fmt.Println("no -agentgov binary given: measuring the baseline alone")
+	}
+	if o.postgres != "" {
+		pg, err := openPostgres(o.postgres)
+		if err != nil {
+			return err
+		}
+		defer pg.close()
+		for _, n := range []int{1, o.replicas} {
+			t, err := pg.start(o, tmp, tokens, n)
+			if err != nil {
+				return err
 			}
+			defer t.stop()
+			targets = append(targets, t)
+		}
+	}
+
+	// Rounds rotate which server goes first, so that a change in what else
+	// the machine is doing weighs on all alike.
+	var rounds [][]result
+	for i := range o.rounds {
+		var round []result
+		for j := range targets {
+			tg := targets[(i+j)%len(targets)]
+			before, err := tg.auditSize()
+			if err != nil {
+				return fmt.Errorf("read the audit log: %w\n%s", err, tg.output())
+			}
+			r, err := drive(tg, tokens, o)
+			if err != nil {
+				return fmt.Errorf("%w\n%s", err, tg.output())
+			}
+			after, err := tg.auditSize()
+			if err != nil {
+				return fmt.Errorf("read the audit log after the run: %w\n%s", err, tg.output())
+			}
+			r.audited = after - before
 			r.round = i + 1
 			printResult(r)
 			round = append(round, r)
 		}
-		slices.SortFunc(round, func(a, b result) int { return strings.Compare(b.name, a.name) }) // baseline first
+		order := func(name string) int {
+			return slices.IndexFunc(targets, func(t *target) bool { return t.name == name })
+		}
+		slices.SortFunc(round, func(a, b result) int { return order(a.name) - order(b.name) }) // as started
 		rounds = append(rounds, round)
 	}
 	results := mergeRounds(rounds)
@@ -299,10 +335,28 @@ func serveBaseline() error {
 	return nil
 }
 
-// startAgentgov writes a configuration with one agent token per worker and
-// an admin token, and starts `agentgov serve` on a free loopback port.
-func startAgentgov(o options, tmp string, tokens []string) (*process, string, error) {
-	admin := randomToken()
+// watchedConfig turns on what -watched compares: two SLOs (a success SLI
+// awaiting outcomes the generator never reports, so that its table of
+// awaited calls is full, and a policy-violation SLI), a breaker per tool,
+// and anomaly detection with a one-second interval and warm-up, so that
+// every agent is warm within the warm-up of the run.
+const watchedConfig = `slos:
+  - {id: tools, sli: success, target: 0.99, match: {tools: ["*"]}}
+  - {id: clean, sli: policy_violation, target: 0.99}
+breakers:
+  - {id: tools, match: {tools: ["*"]}}
+anomaly: {interval: 1s, warmup_intervals: 1}
+`
+
+// startAgentgov writes a configuration with one agent token per worker,
+// the admin token (a new one if empty) and extra, and starts `agentgov serve` on a free loopback port.
+func startAgentgov(o options, tmp string, tokens []string, extra, admin string) (*process, string, error) {
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, "", err
+	}
+	if admin == "" {
+		admin = randomToken()
+	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "tokens:\n  - {name: loadgen-admin, role: admin, sha256: %s}\n", sha(admin))
 	for i, t := range tokens {
@@ -312,6 +366,7 @@ func startAgentgov(o options, tmp string, tokens []string) (*process, string, er
 	// before it is answered, with a signed checkpoint every 1000 entries or
 	// every second.
 	cfg.WriteString("audit: {checkpoint_every: 1000, checkpoint_interval: 1s}\n")
+	cfg.WriteString(extra)
 	cfgPath := filepath.Join(tmp, "agentgov.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		return nil, "", err
@@ -369,6 +424,90 @@ func waitHealthy(p *process) error {
 	return fmt.Errorf("%s did not become healthy: %v\n%s", p.url, err, p.output())
 }
 
+// target is one server under load: the baseline, or agentgov as one
+// process or several replicas.
+type target struct {
+	name  string
+	procs []*process
+	admin string // admin token; "" for the baseline
+	// pgApp is the application_name prefix of its PostgreSQL connections,
+	// "" when it is not on PostgreSQL.
+	pgApp string
+	pg    *pgState
+}
+
+func (t *target) pids() []int {
+	var ps []int
+	for _, p := range t.procs {
+		ps = append(ps, p.cmd.Process.Pid)
+	}
+	return ps
+}
+
+func (t *target) output() string {
+	var b strings.Builder
+	for _, p := range t.procs {
+		b.WriteString(p.output())
+	}
+	return b.String()
+}
+
+func (t *target) stop() {
+	for _, p := range t.procs {
+		p.stop()
+	}
+}
+
+// auditSize is the size of every replica's audit log, added up; 0 for the
+// baseline.
+func (t *target) auditSize() (uint64, error) {
+	if t.admin == "" {
+		return 0, nil
+	}
+	var n uint64
+	for _, p := range t.procs {
+		s, err := auditSize(p.url, t.admin)
+		if err != nil {
+			return 0, err
+		}
+		n += s
+	}
+	return n, nil
+}
+
+// batches reads, from every process's /metrics, how many audit batches it
+// has committed and how many entries they held; zeros for the baseline.
+func (t *target) batches() (n, entries float64) {
+	if t.admin == "" {
+		return 0, 0
+	}
+	for _, p := range t.procs {
+		resp, err := http.Get(p.url + "/metrics")
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			name, val, ok := strings.Cut(sc.Text(), " ")
+			if !ok {
+				continue
+			}
+			f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				continue
+			}
+			switch name {
+			case "agentgov_audit_batch_entries_count":
+				n += f
+			case "agentgov_audit_batch_entries_sum":
+				entries += f
+			}
+		}
+		resp.Body.Close()
+	}
+	return n, entries
+}
+
 func auditSize(url, admin string) (uint64, error) {
 	c, err := client.New(url, admin)
 	if err != nil {
@@ -396,6 +535,21 @@ type result struct {
 	// generator: unlike throughput, it hardly depends on what else the
 	// machine is doing, so it shows the cost of each stage even on a busy one.
 	serverCPU, genCPU time.Duration
+	// dbCPU is the CPU time of the PostgreSQL backends serving the target,
+	// pgCPU that of every PostgreSQL process on the host (onPostgres only).
+	dbCPU, pgCPU time.Duration
+	onPostgres   bool
+	// batches and batchEntries count the audit batches committed in the
+	// measured window, and the entries in them (agentgov only).
+	batches, batchEntries float64
+}
+
+// meanBatch is the mean number of audit entries per committed batch.
+func (r result) meanBatch() float64 {
+	if r.batches == 0 {
+		return 0
+	}
+	return r.batchEntries / r.batches
 }
 
 // cpuPerRequest is a process's CPU time per answered request.
@@ -468,6 +622,11 @@ func mergeRounds(rounds [][]result) []result {
 			m.audited += r.audited
 			m.serverCPU += r.serverCPU
 			m.genCPU += r.genCPU
+			m.dbCPU += r.dbCPU
+			m.batches += r.batches
+			m.batchEntries += r.batchEntries
+			m.pgCPU += r.pgCPU
+			m.onPostgres = r.onPostgres
 		}
 		slices.Sort(m.latencies)
 		out = append(out, m)
@@ -504,7 +663,8 @@ const maxPerWorker = 10_000_000
 
 // drive runs one closed loop per token for warmup plus duration and keeps
 // the latencies of the requests that started after the warm-up.
-func drive(name, url string, pid int, tokens []string, o options) (result, error) {
+func drive(tg *target, tokens []string, o options) (result, error) {
+	name := tg.name
 	type share struct {
 		lat      []time.Duration
 		errors   int
@@ -515,17 +675,30 @@ func drive(name, url string, pid int, tokens []string, o options) (result, error
 	start := time.Now()
 	measureFrom := start.Add(o.warmup)
 	deadline := measureFrom.Add(o.duration)
-	var serverCPU, genCPU time.Duration
+	var serverCPU, genCPU, dbCPU, pgCPU time.Duration
+	var batches, batchEntries float64
 	cpuDone := make(chan struct{})
 	go func() {
 		defer close(cpuDone)
 		time.Sleep(time.Until(measureFrom))
-		s0, g0 := cpuTime(pid), cpuTime(0)
+		s0, g0 := cpuTimes(tg.pids()), cpuTime(0)
+		n0, e0 := tg.batches()
+		var b0, p0 map[int]time.Duration
+		if tg.pg != nil {
+			b0, p0 = tg.pg.backendCPU(tg.pgApp), cpuByPid(postgresPids())
+		}
 		time.Sleep(time.Until(deadline))
-		serverCPU, genCPU = cpuTime(pid)-s0, cpuTime(0)-g0
+		serverCPU, genCPU = cpuTimes(tg.pids())-s0, cpuTime(0)-g0
+		n1, e1 := tg.batches()
+		batches, batchEntries = n1-n0, e1-e0
+		if tg.pg != nil {
+			dbCPU = cpuSince(tg.pg.backendCPU(tg.pgApp), b0)
+			pgCPU = cpuSince(cpuByPid(postgresPids()), p0)
+		}
 	}()
 	var wg sync.WaitGroup
 	for i, tok := range tokens {
+		url := tg.procs[i%len(tg.procs)].url
 		tr := client.NewTransport(1)
 		tr.MaxConnsPerHost = 1
 		hc := &http.Client{Transport: tr}
@@ -567,7 +740,8 @@ func drive(name, url string, pid int, tokens []string, o options) (result, error
 	}
 	wg.Wait()
 	<-cpuDone
-	r := result{name: name, effects: map[action.Effect]int{}, elapsed: o.duration, serverCPU: serverCPU, genCPU: genCPU}
+	r := result{name: name, effects: map[action.Effect]int{}, elapsed: o.duration, serverCPU: serverCPU, genCPU: genCPU,
+		dbCPU: dbCPU, pgCPU: pgCPU, onPostgres: tg.pg != nil, batches: batches, batchEntries: batchEntries}
 	for _, sh := range shares {
 		r.latencies = append(r.latencies, sh.lat...)
 		r.errors += sh.errors
@@ -601,8 +775,11 @@ func printResult(r result) {
 		fmt.Printf("          first error: %s\n", r.firstErr)
 	}
 	fmt.Printf("          CPU per request: server %d µs, generator %d µs\n", r.cpuPerRequest(r.serverCPU).Microseconds(), r.cpuPerRequest(r.genCPU).Microseconds())
-	if r.name == "agentgov" {
-		fmt.Printf("          audit log grew by %d entries\n", r.audited)
+	if r.onPostgres {
+		fmt.Printf("          CPU per request in PostgreSQL: its backends %d µs, the whole server %d µs\n", r.cpuPerRequest(r.dbCPU).Microseconds(), r.cpuPerRequest(r.pgCPU).Microseconds())
+	}
+	if r.name != "baseline" {
+		fmt.Printf("          audit log grew by %d entries; %.0f batches committed a second, %.1f entries each\n", r.audited, r.batches/r.elapsed.Seconds(), r.meanBatch())
 	}
 }
 
@@ -614,6 +791,10 @@ func summarize(rs []result) string {
 	if len(rs) < 2 {
 		return ""
 	}
+	var pg strings.Builder
+	for _, r := range rs[2:] {
+		fmt.Fprintf(&pg, "throughput %s/agentgov = %.2f; p99 %s/agentgov = %.2f\n", r.name, r.throughput()/rs[1].throughput(), r.name, float64(r.pct(99))/float64(rs[1].pct(99)))
+	}
 	tr, pr := ratios(rs[0], rs[1])
 	verdict := func(ok bool) string {
 		if ok {
@@ -622,13 +803,21 @@ func summarize(rs []result) string {
 		return "NOT met"
 	}
 	return fmt.Sprintf("throughput agentgov/baseline = %.2f (target >= 0.60: %s)\np99 agentgov/baseline        = %.2f (target <= 2.00: %s)\n",
-		tr, verdict(tr >= 0.60), pr, verdict(pr <= 2.0))
+		tr, verdict(tr >= 0.60), pr, verdict(pr <= 2.0)) + pg.String()
 }
 
 func row(b *strings.Builder, label string, r result) {
-	fmt.Fprintf(b, "| %s | %s | %d | %d | %.0f | %s | %s | %s | %s | %d µs | %d µs |\n", label, r.name, r.requests, r.errors, r.throughput(),
+	db, pg := "—", "—"
+	if r.onPostgres {
+		db, pg = fmt.Sprintf("%d µs", r.cpuPerRequest(r.dbCPU).Microseconds()), fmt.Sprintf("%d µs", r.cpuPerRequest(r.pgCPU).Microseconds())
+	}
+	batch := "—"
+	if r.batches > 0 {
+		batch = fmt.Sprintf("%.1f", r.meanBatch())
+	}
+	fmt.Fprintf(b, "| %s | %s | %d | %d | %.0f | %s | %s | %s | %s | %d µs | %s | %s | %d µs | %s |\n", label, r.name, r.requests, r.errors, r.throughput(),
 		ms(r.pct(50)), ms(r.pct(90)), ms(r.pct(99)), ms(r.latencies[len(r.latencies)-1]),
-		r.cpuPerRequest(r.serverCPU).Microseconds(), r.cpuPerRequest(r.genCPU).Microseconds())
+		r.cpuPerRequest(r.serverCPU).Microseconds(), db, pg, r.cpuPerRequest(r.genCPU).Microseconds(), batch)
 }
 
 func markdown(o options, rounds [][]result, all []result, summary, loadBefore string) string {
@@ -644,6 +833,12 @@ func markdown(o options, rounds [][]result, all []result, summary, loadBefore st
 	if o.policies != "" {
 		fmt.Fprintf(&b, " -policies %s", o.policies)
 	}
+	if o.postgres != "" {
+		fmt.Fprintf(&b, " -postgres '%s' -replicas %d", o.postgres, o.replicas)
+	}
+	if o.watched {
+		b.WriteString(" -watched")
+	}
 	if o.out != "" {
 		fmt.Fprintf(&b, " -out %s", o.out)
 	}
@@ -652,7 +847,7 @@ func markdown(o options, rounds [][]result, all []result, summary, loadBefore st
 	fmt.Fprintf(&b, "- load average (1, 5, 15 min) before the run: %s; after it: %s\n", loadBefore, loadAverage())
 	fmt.Fprintf(&b, "- generator and servers share the machine; %d agents, each its own token and one keep-alive connection\n", o.concurrency)
 	fmt.Fprintf(&b, "- each measurement: %s of load not counted, then %s measured\n\n", o.warmup, o.duration)
-	b.WriteString("## Results\n\n| round | run | requests | errors | requests/s | p50 | p90 | p99 | max | server CPU/req | generator CPU/req |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("## Results\n\n| round | run | requests | errors | requests/s | p50 | p90 | p99 | max | server CPU/req | its PostgreSQL backends CPU/req | whole PostgreSQL server CPU/req | generator CPU/req | audit batch (entries) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, round := range rounds {
 		for _, r := range round {
 			row(&b, strconv.Itoa(r.round), r)
@@ -675,8 +870,8 @@ func markdown(o options, rounds [][]result, all []result, summary, loadBefore st
 		b.WriteString("\n")
 	}
 	for _, r := range all {
-		if r.name == "agentgov" {
-			fmt.Fprintf(&b, "\nagentgov decisions by effect: %v; its audit log grew by %d entries while it was driven (warm-ups included).\n", r.effects, r.audited)
+		if r.name != "baseline" {
+			fmt.Fprintf(&b, "\n%s decisions by effect: %v; its audit logs grew by %d entries while it was driven (warm-ups included).\n", r.name, r.effects, r.audited)
 		}
 	}
 	return b.String()

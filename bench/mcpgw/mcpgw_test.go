@@ -21,6 +21,8 @@ import (
 	"github.com/agentgov/agentgov/audit"
 	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/mcp"
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 	"github.com/agentgov/agentgov/policy"
 	"github.com/agentgov/agentgov/store/sqlite"
 )
@@ -64,7 +66,7 @@ func engine(tb testing.TB, opts ...govern.Option) *govern.Engine {
 // file, synced before each acknowledgement): the engine records both
 // decisions and the outcome, the gateway the call and its result.
 func gateway(tb testing.TB, dial mcp.Dialer, data string) *mcp.Gateway {
-	cfg := mcp.Config{Server: "bench", Dial: dial, Decider: engine(tb), Pins: mcp.MemoryPins(nil), TrustOnFirstUse: true, Detector: mcp.Detectors(), RedactResults: true}
+	cfg := mcp.Config{Server: "bench", Dial: dial, Decider: engine(tb), Pins: pin.MemoryPins(nil), TrustOnFirstUse: true, Detector: pin.Detectors(), RedactResults: true}
 	if data != "" {
 		l := auditLog(data)
 		cfg.Decider, cfg.Recorder = engine(tb, govern.WithAudit(l)), l
@@ -112,16 +114,23 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "gateway":
 		exe, _ := os.Executable()
-		dial, _ := mcp.Command([]string{exe}, append(os.Environ(), "MCPGW_ROLE=upstream"), os.Stderr)
+		dial, _ := wire.Command([]string{exe}, append(os.Environ(), "MCPGW_ROLE=upstream"), os.Stderr)
 		g := gateway(nil, dial, os.Getenv("MCPGW_AUDIT"))
-		g.Serve(context.Background(), mcp.NewStdioConn(os.Stdin, os.Stdout, nil, 0), mcp.Identity{Agent: action.Agent{ID: "bench"}})
+		g.Serve(context.Background(), wire.NewStdioConn(os.Stdin, os.Stdout, nil, 0), mcp.Identity{Agent: action.Agent{ID: "bench"}})
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
+// connect opens a client session over protocol 2025-11-25 (initialize, a
+// session), the revision every figure before the stateless one was taken
+// with; connectRev asks for another.
 func connect(b *testing.B, t sdk.Transport) *sdk.ClientSession {
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), t, nil)
+	return connectRev(b, t, mcp.RevisionSession)
+}
+
+func connectRev(b *testing.B, t sdk.Transport, revision string) *sdk.ClientSession {
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), t, &sdk.ClientSessionOptions{ProtocolVersion: revision})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,7 +158,7 @@ func httpClient(b *testing.B, url string) *sdk.ClientSession {
 }
 
 func httpGateway(b *testing.B, data string) string {
-	g := gateway(b, mcp.URL(httpUpstream(b), nil), data)
+	g := gateway(b, wire.URL(httpUpstream(b), nil), data)
 	h := g.HTTPHandler(context.Background(), func(*http.Request) (action.Agent, action.Principal, error) {
 		return action.Agent{ID: "bench"}, action.Principal{}, nil
 	})
@@ -219,6 +228,14 @@ func BenchmarkToolsCall(b *testing.B) {
 func BenchmarkToolsCallPaired(b *testing.B) {
 	b.Run("stdio", func(b *testing.B) { paired(b, stdioClient(b, "upstream", ""), stdioClient(b, "gateway", "")) })
 	b.Run("http", func(b *testing.B) { paired(b, httpClient(b, httpUpstream(b)), httpClient(b, httpGateway(b, ""))) })
+	// Protocol 2026-07-28 from the client, on both paths: the gateway
+	// relays each stateless request through the agent's session upstream.
+	b.Run("http-stateless", func(b *testing.B) {
+		stateless := func(url string) *sdk.ClientSession {
+			return connectRev(b, &sdk.StreamableClientTransport{Endpoint: url}, mcp.RevisionStateless)
+		}
+		paired(b, stateless(httpUpstream(b)), stateless(httpGateway(b, "")))
+	})
 	b.Run("stdio+audit", func(b *testing.B) {
 		paired(b, stdioClient(b, "upstream", ""), stdioClient(b, "gateway", b.TempDir()))
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,91 +17,93 @@ import (
 )
 
 func init() {
-	commands["approvals"] = command{
+	register(&command{
+		name:    "approvals",
 		summary: "list, approve or deny approval tickets on a running server",
-		run:     runApprovals,
-	}
+		usage:   "list|approve|deny [ARGS]",
+		help: `An approver or admin token decides the tickets that require_approval decisions open,
+whoever asked: an agent through /v1/decide, an MCP gateway (/mcp/{server} in serve, or
+mcp run --server), the model proxy. The agent then retries the same call and it goes
+through, once.`,
+		subs: []*command{
+			{
+				name: "list", summary: "list approval tickets", usage: "list [--status STATUS] [--json] [--server URL] [--token TOKEN]",
+				help: "Example:\n  agentgov approvals list --token $APPROVER_TOKEN",
+				setup: func(fs *flag.FlagSet) runner {
+					srv := newServerFlags(fs, "an approver's or admin's")
+					status := fs.String("status", "pending", "show tickets in `STATUS`: pending, approved, denied, expired, used or all")
+					asJSON := fs.Bool("json", false, "print the tickets as JSON, as the server sends them")
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						if len(args) != 0 {
+							return flagError("approvals list takes no arguments, got %q", args)
+						}
+						var st approval.Status
+						switch *status {
+						case "all", "":
+						case "pending", "approved", "denied", "expired", "used":
+							st = approval.Status(*status)
+						default:
+							return flagError("unknown --status %q", *status)
+						}
+						c, err := srv.client()
+						if err != nil {
+							return err
+						}
+						ctx, cancel := context.WithTimeout(ctx, callTimeout)
+						defer cancel()
+						tickets, err := c.Approvals(ctx, st)
+						if err != nil {
+							return err
+						}
+						if *asJSON {
+							return writeIndented(stdout, map[string]any{"approvals": nonNil(tickets)})
+						}
+						printTickets(stdout, tickets)
+						return nil
+					}
+				},
+			},
+			approvalDecision("approve"),
+			approvalDecision("deny"),
+		},
+	})
 }
 
-const approvalsUsage = `usage: agentgov approvals list [--status pending|approved|denied|expired|used|all] [--json]
-       agentgov approvals approve ID [--note TEXT]
-       agentgov approvals deny ID [--note TEXT]
-
-flags common to every subcommand:
-  --server URL   the agentgov server (default $AGENTGOV_SERVER or http://127.0.0.1:8420)
-  --token TOKEN  an approver or admin token (default $AGENTGOV_TOKEN)`
-
-func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if done, err := helpOrMissing(args, approvalsUsage, stderr); done {
-		return err
+// approvalDecision is `approvals approve` or `approvals deny`.
+func approvalDecision(verb string) *command {
+	return &command{
+		name: verb, summary: verb + " a pending ticket", usage: verb + " ID [--note TEXT] [--server URL] [--token TOKEN]",
+		help: "Example:\n  agentgov approvals " + verb + " apr_01K... --note \"invoice 7731\" --token $APPROVER_TOKEN",
+		setup: func(fs *flag.FlagSet) runner {
+			srv := newServerFlags(fs, "an approver's or admin's")
+			note := fs.String("note", "", "a `TEXT` recorded with the decision")
+			return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+				if len(args) != 1 || args[0] == "" {
+					return flagError("approvals %s takes exactly one ticket id", verb)
+				}
+				c, err := srv.client()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(ctx, callTimeout)
+				defer cancel()
+				decide := c.Approve
+				if verb == "deny" {
+					decide = c.DenyApproval
+				}
+				t, err := decide(ctx, args[0], *note)
+				if err != nil {
+					return err
+				}
+				if t.Status == "" {
+					fmt.Fprintf(stdout, "%s %s\n", pastTense(verb), args[0])
+					return nil
+				}
+				fmt.Fprintf(stdout, "%s: %s\n", t.ID, t.Status)
+				return nil
+			}
+		},
 	}
-	sub, rest := args[0], args[1:]
-	fs, srv := remoteFlagSet("approvals " + sub)
-	switch sub {
-	case "list":
-		status := fs.String("status", "pending", "")
-		asJSON := fs.Bool("json", false, "")
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, approvalsUsage)
-		}
-		if len(pos) != 0 {
-			return usageError(fmt.Errorf("approvals list takes no arguments, got %q", pos), approvalsUsage)
-		}
-		var st approval.Status
-		switch *status {
-		case "all", "":
-		case "pending", "approved", "denied", "expired", "used":
-			st = approval.Status(*status)
-		default:
-			return usageError(fmt.Errorf("unknown --status %q", *status), approvalsUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		tickets, err := c.Approvals(ctx, st)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeIndented(stdout, map[string]any{"approvals": nonNil(tickets)})
-		}
-		printTickets(stdout, tickets)
-		return nil
-	case "approve", "deny":
-		note := fs.String("note", "", "")
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, approvalsUsage)
-		}
-		if len(pos) != 1 || pos[0] == "" {
-			return usageError(fmt.Errorf("approvals %s takes exactly one ticket id", sub), approvalsUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		decide := c.Approve
-		if sub == "deny" {
-			decide = c.DenyApproval
-		}
-		t, err := decide(ctx, pos[0], *note)
-		if err != nil {
-			return err
-		}
-		if t.Status == "" {
-			fmt.Fprintf(stdout, "%s %s\n", pastTense(sub), pos[0])
-			return nil
-		}
-		fmt.Fprintf(stdout, "%s: %s\n", t.ID, t.Status)
-		return nil
-	}
-	return usageError(fmt.Errorf("unknown approvals subcommand %q", sub), approvalsUsage)
 }
 
 func pastTense(verb string) string {
@@ -130,6 +133,18 @@ func printTickets(w io.Writer, tickets []approval.Ticket) {
 			dash(strings.Join(t.Rules, ",")), dash(strings.Join(t.Approvers, ",")), expires, dash(shorten(string(t.Args), 60)))
 	}
 	tw.Flush()
+	// Where the untrusted values came from, so that the approver sees the
+	// recipient came from a file, not from the user.
+	for _, t := range tickets {
+		paths := make([]string, 0, len(t.Provenance))
+		for p := range t.Provenance {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		for _, p := range paths {
+			fmt.Fprintf(w, "%s: %s came from %s, not from the user\n", t.ID, p, strings.Join(t.Provenance[p], ", "))
+		}
+	}
 }
 
 func dash(s string) string {
@@ -146,6 +161,9 @@ func shorten(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
+// defaultServer is where the commands that talk to a server find it.
+const defaultServer = "http://127.0.0.1:8420"
+
 // callTimeout bounds each request the server subcommands send.
 const callTimeout = 30 * time.Second
 
@@ -156,42 +174,31 @@ type serverFlags struct {
 	token *string
 }
 
-// helpOrMissing handles a command given no subcommand (usage, exit 2) or
-// asking for help (usage, exit 0); done says the caller should return err.
-func helpOrMissing(args []string, usage string, stderr io.Writer) (done bool, err error) {
-	if len(args) > 0 && args[0] != "-h" && args[0] != "--help" && args[0] != "help" {
-		return false, nil
-	}
-	fmt.Fprintln(stderr, usage)
-	if len(args) == 0 {
-		return true, &exitError{code: 2}
-	}
-	return true, nil
-}
-
-// remoteFlagSet is the flag set of a subcommand that talks to a server,
-// with --server and --token already defined.
-func remoteFlagSet(name string) (*flag.FlagSet, serverFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs, newServerFlags(fs)
-}
-
-func newServerFlags(fs *flag.FlagSet) serverFlags {
-	def := os.Getenv("AGENTGOV_SERVER")
-	if def == "" {
-		def = "http://127.0.0.1:8420"
-	}
+// newServerFlags defines --server and --token on fs, for a command that
+// talks to a running server; role says whose token it takes. Their
+// defaults come from the environment when the command runs, so that help
+// never prints a token.
+func newServerFlags(fs *flag.FlagSet, role string) serverFlags {
 	return serverFlags{
-		url:   fs.String("server", def, ""),
-		token: fs.String("token", os.Getenv("AGENTGOV_TOKEN"), ""),
+		url:   fs.String("server", "", "the agentgov server's `URL` (default $AGENTGOV_SERVER, else http://127.0.0.1:8420)"),
+		token: fs.String("token", "", role+" `TOKEN` (default $AGENTGOV_TOKEN)"),
 	}
 }
 
 // client returns an API client of the server the flags name. A server
 // error it returns later prints as the server's own message.
 func (f serverFlags) client() (*client.Client, error) {
-	c, err := client.New(*f.url, *f.token, client.WithUserAgent("agentgov-cli"))
+	url, token := *f.url, *f.token
+	if url == "" {
+		url = os.Getenv("AGENTGOV_SERVER")
+	}
+	if url == "" {
+		url = defaultServer
+	}
+	if token == "" {
+		token = os.Getenv("AGENTGOV_TOKEN")
+	}
+	c, err := client.New(url, token, client.WithUserAgent("agentgov-cli"))
 	if err != nil {
 		return nil, &exitError{code: 2, msg: "--server " + strings.TrimPrefix(err.Error(), "client: ")}
 	}
@@ -216,26 +223,4 @@ func writeIndented(w io.Writer, v any) error {
 	b = append(b, '\n')
 	_, err = w.Write(b)
 	return err
-}
-
-// parseFlags parses flags wherever they appear among args, so that
-// "approve ID --note x" and "approve --note x ID" both work, and returns the
-// positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func usageError(err error, usage string) error {
-	return &exitError{code: 2, msg: err.Error() + "\n" + usage}
 }

@@ -16,225 +16,229 @@ import (
 )
 
 func init() {
-	commands["budgets"] = command{
+	register(&command{
+		name:    "budgets",
 		summary: "list, set or delete budgets and show usage on a running server",
-		run:     runBudgets,
-	}
+		usage:   "list|set|delete|usage [ARGS]",
+		help: `Budgets hold token, cost and call limits per organisation, team, user, agent or session,
+over a period; the engine reserves each allowed action's estimate and settles its outcome.
+They need an admin token.`,
+		subs: []*command{
+			{
+				name: "list", summary: "list the budgets", usage: "list [--json] [--server URL] [--token TOKEN]",
+				setup: func(fs *flag.FlagSet) runner {
+					srv := newServerFlags(fs, "an admin")
+					asJSON := fs.Bool("json", false, "print the budgets as JSON, as the server sends them")
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						if len(args) != 0 {
+							return flagError("budgets list takes no arguments, got %q", args)
+						}
+						c, err := srv.client()
+						if err != nil {
+							return err
+						}
+						ctx, cancel := context.WithTimeout(ctx, callTimeout)
+						defer cancel()
+						list, err := c.Budgets(ctx)
+						if err != nil {
+							return err
+						}
+						if *asJSON {
+							return writeIndented(stdout, map[string]any{"budgets": nonNil(list)})
+						}
+						printBudgets(stdout, list)
+						return nil
+					}
+				},
+			},
+			{
+				name: "set", summary: "create or replace a budget",
+				usage: "set FILE|- [--id ID] [--server URL] [--token TOKEN]\nset --id ID --period PERIOD [scope flags] [limit flags] [threshold flags] [--server URL] [--token TOKEN]",
+				help: `The budget is a JSON document (docs/limits.md) from FILE or standard input (-), or is
+given by flags. It is checked here, naming any mistake, before it is sent.
+
+Examples:
+  agentgov budgets set --id acme-monthly --org acme --period monthly --cost 5000 --soft 0.8
+  agentgov budgets set budget.json`,
+				setup: budgetsSet,
+			},
+			{
+				name: "delete", summary: "delete a budget", usage: "delete ID [--server URL] [--token TOKEN]",
+				setup: func(fs *flag.FlagSet) runner {
+					srv := newServerFlags(fs, "an admin")
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						if len(args) != 1 || args[0] == "" {
+							return flagError("budgets delete takes exactly one budget id")
+						}
+						c, err := srv.client()
+						if err != nil {
+							return err
+						}
+						ctx, cancel := context.WithTimeout(ctx, callTimeout)
+						defer cancel()
+						if err := c.DeleteBudget(ctx, args[0]); err != nil {
+							return err
+						}
+						fmt.Fprintf(stdout, "deleted budget %s\n", args[0])
+						return nil
+					}
+				},
+			},
+			{
+				name: "usage", summary: "show what has been spent against the budgets", usage: "usage [scope flags] [--json] [--server URL] [--token TOKEN]",
+				help: "Without scope flags, every budget; with them, the budgets that apply to an actor with that identity.\n\nExample:\n  agentgov budgets usage --org acme --agent researcher-1",
+				setup: func(fs *flag.FlagSet) runner {
+					srv := newServerFlags(fs, "an admin")
+					scope := scopeFlags(fs)
+					asJSON := fs.Bool("json", false, "print the usage as JSON, as the server sends it")
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						if len(args) != 0 {
+							return flagError("budgets usage takes no arguments, got %q", args)
+						}
+						c, err := srv.client()
+						if err != nil {
+							return err
+						}
+						ctx, cancel := context.WithTimeout(ctx, callTimeout)
+						defer cancel()
+						list, err := c.Usage(ctx, budget.Scope{Org: *scope["org"], Team: *scope["team"], User: *scope["user"], Agent: *scope["agent"], Session: *scope["session"]})
+						if err != nil {
+							return err
+						}
+						if *asJSON {
+							return writeIndented(stdout, map[string]any{"usage": nonNil(list)})
+						}
+						printUsage(stdout, list)
+						return nil
+					}
+				},
+			},
+		},
+	})
 }
 
-const budgetsUsage = `usage: agentgov budgets list [--json]
-       agentgov budgets set FILE|-            a budget as JSON (DESIGN §5), from a file or stdin
-       agentgov budgets set --id ID --period PERIOD [scope flags] [limit flags] [threshold flags]
-       agentgov budgets delete ID
-       agentgov budgets usage [scope flags] [--json]   the budgets that apply to an actor with
-                                                   this identity (all budgets without flags)
-
-scope flags (a budget applies when every one it sets matches):
-  --org NAME --team NAME --user NAME --agent ID --session ID
-set flags:
-  --period P         session, daily, weekly, monthly, none, or a rolling window such as 5h or 7d
-  --timezone TZ      for calendar periods (default UTC)
-  --cost USD         cost limit in dollars, exact to the micro-dollar
-  --tokens N  --input-tokens N  --output-tokens N  --calls N
-  --soft F --throttle F --hard F --kill F    fractions of the limits (default: --hard 1)
-  --throttle-mode M  require_approval (default) or rate:N/DURATION
-
-flags common to every subcommand:
-  --server URL   the agentgov server (default $AGENTGOV_SERVER or http://127.0.0.1:8420)
-  --token TOKEN  an admin token (default $AGENTGOV_TOKEN)`
-
-func runBudgets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if done, err := helpOrMissing(args, budgetsUsage, stderr); done {
-		return err
-	}
-	sub, rest := args[0], args[1:]
-	fs, srv := remoteFlagSet("budgets " + sub)
-	switch sub {
-	case "list":
-		asJSON := fs.Bool("json", false, "")
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, budgetsUsage)
-		}
-		if len(pos) != 0 {
-			return usageError(fmt.Errorf("budgets list takes no arguments, got %q", pos), budgetsUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		list, err := c.Budgets(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeIndented(stdout, map[string]any{"budgets": nonNil(list)})
-		}
-		printBudgets(stdout, list)
-		return nil
-	case "set":
-		return runBudgetsSet(ctx, fs, srv, rest, stdout)
-	case "delete":
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, budgetsUsage)
-		}
-		if len(pos) != 1 || pos[0] == "" {
-			return usageError(fmt.Errorf("budgets delete takes exactly one budget id"), budgetsUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		if err := c.DeleteBudget(ctx, pos[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted budget %s\n", pos[0])
-		return nil
-	case "usage":
-		scope := scopeFlags(fs)
-		asJSON := fs.Bool("json", false, "")
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, budgetsUsage)
-		}
-		if len(pos) != 0 {
-			return usageError(fmt.Errorf("budgets usage takes no arguments, got %q", pos), budgetsUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		list, err := c.Usage(ctx, budget.Scope{Org: *scope["org"], Team: *scope["team"], User: *scope["user"], Agent: *scope["agent"], Session: *scope["session"]})
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeIndented(stdout, map[string]any{"usage": nonNil(list)})
-		}
-		printUsage(stdout, list)
-		return nil
-	}
-	return usageError(fmt.Errorf("unknown budgets subcommand %q", sub), budgetsUsage)
-}
-
+// scopeFlags are the identity a budget applies to: it applies when every
+// one it sets matches.
 func scopeFlags(fs *flag.FlagSet) map[string]*string {
 	m := map[string]*string{}
-	for _, k := range []string{"org", "team", "user", "agent", "session"} {
-		m[k] = fs.String(k, "", "")
+	for _, k := range []struct{ name, what string }{
+		{"org", "the organisation `NAME`"}, {"team", "the team `NAME`"}, {"user", "the user `NAME`"},
+		{"agent", "the agent `ID`"}, {"session", "the session `ID`"},
+	} {
+		m[k.name] = fs.String(k.name, "", "scope: "+k.what)
 	}
 	return m
 }
 
-// runBudgetsSet builds a config from a JSON file or from flags, checks it
+// budgetsSet builds a config from a JSON file or from flags, checks it
 // locally (so that a mistake is named before anything is sent) and PUTs it,
 // which creates or replaces the budget.
-func runBudgetsSet(ctx context.Context, fs *flag.FlagSet, srv serverFlags, args []string, stdout io.Writer) error {
-	id := fs.String("id", "", "")
-	period := fs.String("period", "", "")
-	tz := fs.String("timezone", "", "")
+func budgetsSet(fs *flag.FlagSet) runner {
+	srv := newServerFlags(fs, "an admin")
+	id := fs.String("id", "", "the budget's `ID` (overrides the file's)")
+	period := fs.String("period", "", "`PERIOD`: session, daily, weekly, monthly, none, or a rolling window such as 5h or 7d")
+	tz := fs.String("timezone", "", "`TZ` of the calendar periods (default UTC)")
 	scope := scopeFlags(fs)
 	limits := map[string]*string{}
-	for _, k := range []string{"cost", "tokens", "input-tokens", "output-tokens", "calls"} {
-		limits[k] = fs.String(k, "", "")
+	for _, k := range []struct{ name, what string }{
+		{"cost", "cost limit in `USD`, exact to the micro-dollar"}, {"tokens", "limit of `N` tokens, input and output"},
+		{"input-tokens", "limit of `N` input tokens"}, {"output-tokens", "limit of `N` output tokens"}, {"calls", "limit of `N` calls"},
+	} {
+		limits[k.name] = fs.String(k.name, "", k.what)
 	}
 	thresholds := map[string]*string{}
-	for _, k := range []string{"soft", "throttle", "hard", "kill"} {
-		thresholds[k] = fs.String(k, "", "")
+	for _, k := range []struct{ name, what string }{
+		{"soft", "alert at this `FRACTION` of a limit"}, {"throttle", "throttle from this `FRACTION` of a limit"},
+		{"hard", "deny from this `FRACTION` of a limit (default 1)"}, {"kill", "engage the kill switch at this `FRACTION` of a limit"},
+	} {
+		thresholds[k.name] = fs.String(k.name, "", k.what)
 	}
-	mode := fs.String("throttle-mode", "", "")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return usageError(err, budgetsUsage)
-	}
-	var body []byte
-	switch len(pos) {
-	case 1:
-		if set := setFlags(fs); len(set) > 0 && (len(set) > 1 || set[0] != "id") {
-			return usageError(fmt.Errorf("budgets set takes a file or flags, not both (got --%s)", strings.Join(set, ", --")), budgetsUsage)
+	mode := fs.String("throttle-mode", "", "`MODE` of the throttle: require_approval (default) or rate:N/DURATION")
+	return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
+		var err error
+		var body []byte
+		switch len(pos) {
+		case 1:
+			if set := setFlags(fs); len(set) > 0 && (len(set) > 1 || set[0] != "id") {
+				return flagError("budgets set takes a file or flags, not both (got --%s)", strings.Join(set, ", --"))
+			}
+			if pos[0] == "-" {
+				body, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+			} else {
+				body, err = os.ReadFile(pos[0])
+			}
+			if err != nil {
+				return fmt.Errorf("read budget: %w", err)
+			}
+		case 0:
+			// Assemble the JSON the server takes; numbers go through as written
+			// so that a cost keeps every digit.
+			doc := map[string]any{"id": *id, "period": *period}
+			if *tz != "" {
+				doc["timezone"] = *tz
+			}
+			sc := map[string]string{}
+			for k, v := range scope {
+				if *v != "" {
+					sc[k] = *v
+				}
+			}
+			doc["scope"] = sc
+			lim := map[string]json.Number{}
+			for k, v := range limits {
+				if *v != "" {
+					name := strings.ReplaceAll(k, "-", "_")
+					if k == "cost" {
+						name = "cost_usd"
+					}
+					if _, err := strconv.ParseFloat(*v, 64); err != nil {
+						return flagError("--%s %q is not a number", k, *v)
+					}
+					lim[name] = json.Number(*v)
+				}
+			}
+			doc["limits"] = lim
+			th := map[string]json.Number{}
+			for k, v := range thresholds {
+				if *v != "" {
+					if _, err := strconv.ParseFloat(*v, 64); err != nil {
+						return flagError("--%s %q is not a number", k, *v)
+					}
+					th[k] = json.Number(*v)
+				}
+			}
+			if len(th) > 0 {
+				doc["thresholds"] = th
+			}
+			if *mode != "" {
+				doc["throttle"] = *mode
+			}
+			body, _ = json.Marshal(doc)
+		default:
+			return flagError("budgets set takes at most one file, got %q", pos)
 		}
-		if pos[0] == "-" {
-			body, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
-		} else {
-			body, err = os.ReadFile(pos[0])
-		}
+		c, err := budget.DecodeConfig(body)
 		if err != nil {
-			return fmt.Errorf("read budget: %w", err)
+			return &exitError{code: 1, msg: "budget: " + err.Error()}
 		}
-	case 0:
-		// Assemble the JSON the server takes; numbers go through as written
-		// so that a cost keeps every digit.
-		doc := map[string]any{"id": *id, "period": *period}
-		if *tz != "" {
-			doc["timezone"] = *tz
+		if *id != "" {
+			c.ID = *id
 		}
-		sc := map[string]string{}
-		for k, v := range scope {
-			if *v != "" {
-				sc[k] = *v
-			}
+		if c.ID == "" {
+			return flagError("the budget needs an id (in the JSON or --id)")
 		}
-		doc["scope"] = sc
-		lim := map[string]json.Number{}
-		for k, v := range limits {
-			if *v != "" {
-				name := strings.ReplaceAll(k, "-", "_")
-				if k == "cost" {
-					name = "cost_usd"
-				}
-				if _, err := strconv.ParseFloat(*v, 64); err != nil {
-					return usageError(fmt.Errorf("--%s %q is not a number", k, *v), budgetsUsage)
-				}
-				lim[name] = json.Number(*v)
-			}
+		api, err := srv.client()
+		if err != nil {
+			return err
 		}
-		doc["limits"] = lim
-		th := map[string]json.Number{}
-		for k, v := range thresholds {
-			if *v != "" {
-				if _, err := strconv.ParseFloat(*v, 64); err != nil {
-					return usageError(fmt.Errorf("--%s %q is not a number", k, *v), budgetsUsage)
-				}
-				th[k] = json.Number(*v)
-			}
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		if _, err := api.PutBudget(ctx, c); err != nil {
+			return err
 		}
-		if len(th) > 0 {
-			doc["thresholds"] = th
-		}
-		if *mode != "" {
-			doc["throttle"] = *mode
-		}
-		body, _ = json.Marshal(doc)
-	default:
-		return usageError(fmt.Errorf("budgets set takes at most one file, got %q", pos), budgetsUsage)
+		fmt.Fprintf(stdout, "saved budget %s\n", c.ID)
+		return nil
 	}
-	c, err := budget.DecodeConfig(body)
-	if err != nil {
-		return &exitError{code: 1, msg: "budget: " + err.Error()}
-	}
-	if *id != "" {
-		c.ID = *id
-	}
-	if c.ID == "" {
-		return usageError(fmt.Errorf("the budget needs an id (in the JSON or --id)"), budgetsUsage)
-	}
-	api, err := srv.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if _, err := api.PutBudget(ctx, c); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "saved budget %s\n", c.ID)
-	return nil
 }
 
 func setFlags(fs *flag.FlagSet) []string {

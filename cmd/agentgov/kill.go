@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -11,116 +12,120 @@ import (
 )
 
 func init() {
-	commands["kill"] = command{
+	register(&command{
+		name:    "kill",
 		summary: "engage, release or list kill switches on a running server",
-		run:     runKill,
-	}
+		usage:   "system|agent|session|principal|release|list [ARGS]",
+		help: `A kill switch stops every action it covers, whatever the policies say, from the next
+decision on, until it is released: MCP sessions, model calls and /v1/decide alike. It needs
+an admin token.`,
+		subs: []*command{
+			killEngage("system", "stop every agent", "system --reason TEXT", "agentgov kill system --reason \"incident 42\""),
+			killEngage("agent", "stop one agent", "agent AGENT_ID --reason TEXT", "agentgov kill agent researcher-1 --reason \"loops on payments\""),
+			killEngage("session", "stop one session", "session SESSION_ID --reason TEXT", "agentgov kill session s-42 --reason \"exfiltration attempt\""),
+			killEngage("principal", "stop a user's, a team's or an organisation's agents", "principal user:NAME|team:NAME|org:NAME --reason TEXT", "agentgov kill principal team:search --reason \"budget incident\""),
+			{
+				name: "release", summary: "release a kill switch", usage: "release ID [--server URL] [--token TOKEN]",
+				help: "Example:\n  agentgov kill release ks_01K...",
+				setup: func(fs *flag.FlagSet) runner {
+					srv := newServerFlags(fs, "an admin")
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						if len(args) != 1 || args[0] == "" {
+							return flagError("kill release takes exactly one kill switch id")
+						}
+						c, err := srv.client()
+						if err != nil {
+							return err
+						}
+						ctx, cancel := context.WithTimeout(ctx, callTimeout)
+						defer cancel()
+						if err := c.ReleaseKill(ctx, args[0]); err != nil {
+							return err
+						}
+						fmt.Fprintf(stdout, "released %s\n", args[0])
+						return nil
+					}
+				},
+			},
+			{
+				name: "list", summary: "list kill switches", usage: "list [--all] [--json] [--server URL] [--token TOKEN]",
+				setup: func(fs *flag.FlagSet) runner {
+					srv := newServerFlags(fs, "an admin")
+					all := fs.Bool("all", false, "include released switches")
+					asJSON := fs.Bool("json", false, "print the switches as JSON, as the server sends them")
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						if len(args) != 0 {
+							return flagError("kill list takes no arguments, got %q", args)
+						}
+						c, err := srv.client()
+						if err != nil {
+							return err
+						}
+						ctx, cancel := context.WithTimeout(ctx, callTimeout)
+						defer cancel()
+						list := c.Kills
+						if *all {
+							list = c.AllKills
+						}
+						switches, err := list(ctx)
+						if err != nil {
+							return err
+						}
+						if *asJSON {
+							return writeIndented(stdout, map[string]any{"switches": nonNil(switches)})
+						}
+						printSwitches(stdout, switches)
+						return nil
+					}
+				},
+			},
+		},
+	})
 }
 
-const killUsage = `usage: agentgov kill system --reason TEXT
-       agentgov kill agent|session AGENT_OR_SESSION_ID --reason TEXT
-       agentgov kill principal user:NAME|team:NAME|org:NAME --reason TEXT
-       agentgov kill release ID
-       agentgov kill list [--all] [--json]
-
-flags common to every subcommand:
-  --server URL   the agentgov server (default $AGENTGOV_SERVER or http://127.0.0.1:8420)
-  --token TOKEN  an admin token (default $AGENTGOV_TOKEN)`
-
-func runKill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if done, err := helpOrMissing(args, killUsage, stderr); done {
-		return err
+// killEngage is `kill system|agent|session|principal`.
+func killEngage(scope, summary, usage, example string) *command {
+	return &command{
+		name: scope, summary: summary, usage: usage + " [--server URL] [--token TOKEN]",
+		help: "Example:\n  " + example,
+		setup: func(fs *flag.FlagSet) runner {
+			srv := newServerFlags(fs, "an admin")
+			reason := fs.String("reason", "", "`TEXT` saying why (required): recorded in the audit log and given with every refusal")
+			return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+				var target string
+				switch {
+				case scope == "system" && len(args) != 0:
+					return flagError("kill system takes no target, got %q", args)
+				case scope != "system" && (len(args) != 1 || args[0] == ""):
+					return flagError("kill %s takes exactly one target", scope)
+				case scope != "system":
+					target = args[0]
+				}
+				if *reason == "" {
+					return flagError("--reason is required")
+				}
+				c, err := srv.client()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(ctx, callTimeout)
+				defer cancel()
+				sw, err := c.Kill(ctx, killswitch.Scope(scope), target, *reason)
+				if err != nil {
+					return err
+				}
+				if sw.ID == "" {
+					return fmt.Errorf("decode server answer: no kill switch id in it")
+				}
+				what := string(sw.Scope)
+				if sw.Target != "" {
+					what += " " + sw.Target
+				}
+				fmt.Fprintf(stdout, "engaged %s (%s)\n", sw.ID, what)
+				return nil
+			}
+		},
 	}
-	sub, rest := args[0], args[1:]
-	fs, srv := remoteFlagSet("kill " + sub)
-	switch sub {
-	case "system", "agent", "session", "principal":
-		reason := fs.String("reason", "", "")
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, killUsage)
-		}
-		var target string
-		switch {
-		case sub == "system" && len(pos) != 0:
-			return usageError(fmt.Errorf("kill system takes no target, got %q", pos), killUsage)
-		case sub != "system" && (len(pos) != 1 || pos[0] == ""):
-			return usageError(fmt.Errorf("kill %s takes exactly one target", sub), killUsage)
-		case sub != "system":
-			target = pos[0]
-		}
-		if *reason == "" {
-			return usageError(fmt.Errorf("--reason is required"), killUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		sw, err := c.Kill(ctx, killswitch.Scope(sub), target, *reason)
-		if err != nil {
-			return err
-		}
-		if sw.ID == "" {
-			return fmt.Errorf("decode server answer: no kill switch id in it")
-		}
-		what := string(sw.Scope)
-		if sw.Target != "" {
-			what += " " + sw.Target
-		}
-		fmt.Fprintf(stdout, "engaged %s (%s)\n", sw.ID, what)
-		return nil
-	case "release":
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, killUsage)
-		}
-		if len(pos) != 1 || pos[0] == "" {
-			return usageError(fmt.Errorf("kill release takes exactly one kill switch id"), killUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		if err := c.ReleaseKill(ctx, pos[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "released %s\n", pos[0])
-		return nil
-	case "list":
-		all := fs.Bool("all", false, "")
-		asJSON := fs.Bool("json", false, "")
-		pos, err := parseFlags(fs, rest)
-		if err != nil {
-			return usageError(err, killUsage)
-		}
-		if len(pos) != 0 {
-			return usageError(fmt.Errorf("kill list takes no arguments, got %q", pos), killUsage)
-		}
-		c, err := srv.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		list := c.Kills
-		if *all {
-			list = c.AllKills
-		}
-		switches, err := list(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeIndented(stdout, map[string]any{"switches": nonNil(switches)})
-		}
-		printSwitches(stdout, switches)
-		return nil
-	}
-	return usageError(fmt.Errorf("unknown kill subcommand %q", sub), killUsage)
 }
 
 func printSwitches(w io.Writer, switches []killswitch.Switch) {

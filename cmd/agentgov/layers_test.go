@@ -13,24 +13,49 @@ const module = "github.com/agentgov/agentgov/"
 // engine above them, transports above the engine, cmd on top. Each entry
 // lists what a package must never import (directly or not).
 var forbidden = map[string][]string{
-	"action":       {"policy", "govern", "detect", "audit", "budget", "approval", "session", "killswitch", "models", "config", "policies", "store/sqlite", "server", "mcp", "llmproxy", "client"}, // only jcs
-	"jcs":          {"*"},
-	"detect":       {"policy", "govern", "server", "mcp", "llmproxy", "audit", "store/sqlite", "client"},
-	"policy":       {"govern", "server", "mcp", "llmproxy", "audit", "budget", "approval", "session", "killswitch", "store/sqlite", "client"},
-	"audit":        {"policy", "govern", "server", "mcp", "llmproxy", "client"},
-	"budget":       {"policy", "govern", "server", "mcp", "llmproxy", "client"},
-	"approval":     {"policy", "govern", "server", "mcp", "llmproxy", "client"},
-	"session":      {"policy", "govern", "server", "mcp", "llmproxy", "client"},
-	"killswitch":   {"policy", "govern", "server", "mcp", "llmproxy", "client"},
-	"govern":       {"server", "mcp", "llmproxy", "store/sqlite", "client", "config"},
-	"mcp":          {"server", "llmproxy", "store/sqlite", "client", "govern"},
-	"llmproxy":     {"server", "mcp", "store/sqlite", "client", "govern"},
-	"server":       {"client"},
-	"client":       {"server", "govern", "policy", "store/sqlite"},
-	"store/sqlite": {"govern", "server", "mcp", "llmproxy", "client"},
-	"policies":     {"govern", "server"},
-	"models":       {"govern", "server", "llmproxy"},
-	"config":       {"server", "govern"},
+	"action":            {"policy", "govern", "detect", "audit", "budget", "approval", "session", "killswitch", "models", "config", "policies", "store/sqlite", "server", "mcp", "llmproxy", "client"}, // only jcs and errcode
+	"jcs":               {"*"},
+	"provenance":        {"*"},
+	"replay":            {"server", "mcp", "llmproxy", "store/sqlite", "store/postgres", "client", "govern", "policy"},
+	"errcode":           {"*"},
+	"detect":            {"policy", "govern", "server", "mcp", "llmproxy", "audit", "store/sqlite", "client"},
+	"policy":            {"govern", "server", "mcp", "llmproxy", "audit", "budget", "approval", "session", "killswitch", "store/sqlite", "client"},
+	"audit":             {"policy", "govern", "server", "mcp", "llmproxy", "client"},
+	"budget":            {"policy", "govern", "server", "mcp", "llmproxy", "client"},
+	"approval":          {"policy", "govern", "server", "mcp", "llmproxy", "client"},
+	"session":           {"policy", "govern", "server", "mcp", "llmproxy", "client"},
+	"killswitch":        {"policy", "govern", "server", "mcp", "llmproxy", "client"},
+	"trust":             {"govern", "server", "mcp", "llmproxy", "client", "config", "audit", "budget", "session", "killswitch", "store/sqlite", "store/postgres"},
+	"govern":            {"server", "mcp", "llmproxy", "store/sqlite", "client", "config"},
+	"mcp":               {"server", "llmproxy", "store/sqlite", "client", "govern"},
+	"mcp/pin":           {"mcp", "server", "llmproxy", "store", "client", "govern", "audit", "policy"},
+	"mcp/wire":          {"mcp", "server", "llmproxy", "store", "client", "govern", "audit", "policy", "detect"},
+	"llmproxy":          {"server", "mcp", "store/sqlite", "client", "govern"},
+	"a2agateway":        {"server", "mcp", "llmproxy", "store/sqlite", "store/postgres", "client", "govern", "policy", "config"},
+	"server":            {"client", "store/sqlite", "store/postgres"},
+	"metrics":           {"server", "client", "store/sqlite", "store/postgres"},
+	"client":            {"server", "govern", "policy", "store/sqlite"},
+	"store":             {"*"},
+	"store/sqlite":      {"govern", "server", "mcp", "llmproxy", "client", "store/postgres"},
+	"store/postgres":    {"govern", "server", "mcp", "llmproxy", "client", "store/sqlite"},
+	"policies":          {"govern", "server"},
+	"models":            {"govern", "server", "llmproxy"},
+	"config":            {"server", "govern", "llmproxy", "telemetry"},
+	"console":           {"server", "govern", "store/sqlite", "store/postgres", "mcp", "llmproxy", "policy"},
+	"identity":          {"policy", "govern", "server", "mcp", "llmproxy", "audit", "budget", "approval", "session", "killswitch", "config", "store/sqlite", "store/postgres", "client", "stack"},
+	"alert":             {"govern", "server", "mcp", "llmproxy", "audit", "policy", "store/sqlite", "store/postgres", "client", "config", "sre"},
+	"telemetry":         {"server", "mcp", "llmproxy", "store/sqlite", "store/postgres", "client", "config", "sre", "alert"},
+	"chaos":             {"govern", "server", "mcp", "llmproxy", "audit", "store/sqlite", "store/postgres", "client", "config", "sre"},
+	"sre":               {"govern", "server", "mcp", "llmproxy", "audit", "store/sqlite", "store/postgres", "client", "config"},
+	"bundle":            {"govern", "server", "mcp", "llmproxy", "audit", "store/sqlite", "store/postgres", "client", "config"},
+	"threatmodel":       {"*"},
+	"report":            {"govern", "server", "mcp", "llmproxy", "store/sqlite", "store/postgres", "client", "config"},
+	"evidence":          {"govern", "server", "mcp", "llmproxy", "store/sqlite", "store/postgres", "client", "config"},
+	"policy/policytest": {"govern", "server", "mcp", "llmproxy", "audit", "store/sqlite", "client"},
+
+	// What the transports tell a tracer: plain data, below them all.
+	"calltrace": {"*"},
+	"anomaly":   {"policy", "govern", "trust", "killswitch", "server", "mcp", "llmproxy", "audit", "store/sqlite", "store/postgres", "client", "config"},
 }
 
 type listed struct {
@@ -63,6 +88,13 @@ func TestLayersPointOneWayAndPackagesSayWhatTheyAreFor(t *testing.T) {
 			}
 			if strings.HasPrefix(dep, "cmd/") {
 				t.Errorf("%s imports %s: nothing imports cmd", rel, dep)
+			}
+			// stacktest builds it for the tests in front of the stack.
+			if dep == "stack" && !strings.HasPrefix(rel, "cmd/") && rel != "stack/stacktest" {
+				t.Errorf("%s imports stack: only the commands build the application", rel)
+			}
+			if dep == "stack/stacktest" {
+				t.Errorf("%s imports stack/stacktest, which is for tests", rel)
 			}
 			for _, f := range forbidden[rel] {
 				if f == "*" || dep == f || strings.HasPrefix(dep, f+"/") {

@@ -7,88 +7,112 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/agentgov/agentgov/action"
-	"github.com/agentgov/agentgov/approval"
-	"github.com/agentgov/agentgov/audit"
-	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/mcp"
-	"github.com/agentgov/agentgov/store/sqlite"
+	"github.com/agentgov/agentgov/mcp/pin"
+	"github.com/agentgov/agentgov/mcp/wire"
 )
 
 func init() {
-	commands["mcp"] = command{summary: "MCP gateway: run, pin, diff, scan", run: runMCP}
+	register(&command{
+		name:    "mcp",
+		summary: "MCP gateway: run, pin, diff, scan",
+		usage:   "run|pin|diff|scan [FLAGS] -- COMMAND ARGS...",
+		help: `Each subcommand starts the MCP server COMMAND ARGS... over stdio. Flags come before
+the command; a -- between them is optional unless the command's first word starts with -.
+The gateway's reference is docs/mcp.md.`,
+		subs: []*command{
+			mcpRunCommand(),
+			{
+				name: "pin", summary: "write the live server's tool definitions to a lock file",
+				usage: "pin [--lock FILE] [--name SERVER] -- COMMAND ARGS...",
+				help: `The lock is meant to be reviewed and committed like go.sum; pinning a server again
+replaces its section.
+
+Example:
+  agentgov mcp pin --lock mcp.lock -- npx -y @modelcontextprotocol/server-filesystem /srv/data`,
+				flagsFirst: true,
+				setup: func(fs *flag.FlagSet) runner {
+					lock := fs.String("lock", "mcp.lock", "lock `FILE` of tool pins")
+					name := nameFlag(fs)
+					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+						argv, server, err := upstream(args, *name)
+						if err != nil {
+							return err
+						}
+						return mcpPin(ctx, *lock, server, argv, stdout, stderr)
+					}
+				},
+			},
+			{
+				name: "diff", summary: "compare the live server's tools with their pins; exit 1 on critical drift",
+				usage: "diff [--lock FILE] [--name SERVER] -- COMMAND ARGS...",
+				help: `Each change is graded critical, warning or info (docs/mcp.md).
+
+Example:
+  agentgov mcp diff --lock mcp.lock -- npx -y @modelcontextprotocol/server-filesystem /srv/data`,
+				flagsFirst: true,
+				setup: func(fs *flag.FlagSet) runner {
+					lock := fs.String("lock", "mcp.lock", "lock `FILE` of tool pins")
+					name := nameFlag(fs)
+					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+						argv, server, err := upstream(args, *name)
+						if err != nil {
+							return err
+						}
+						return mcpDiff(ctx, *lock, server, argv, stdout, stderr)
+					}
+				},
+			},
+			{
+				name: "scan", summary: "look for poisoned tool metadata; exit 1 on a high or critical finding",
+				usage: "scan [--lock FILE] [--name SERVER] -- COMMAND ARGS...",
+				help: `With --lock, tool names are also compared with those of the lock's other servers, for
+clients that show the tools of all those servers to one model under their bare names.
+
+Example:
+  agentgov mcp scan -- npx -y @modelcontextprotocol/server-filesystem /srv/data`,
+				flagsFirst: true,
+				setup: func(fs *flag.FlagSet) runner {
+					lock := fs.String("lock", "", "lock `FILE` whose other servers' tool names count for shadowing")
+					name := nameFlag(fs)
+					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+						argv, server, err := upstream(args, *name)
+						if err != nil {
+							return err
+						}
+						return mcpScan(ctx, *lock, server, argv, stdout, stderr)
+					}
+				},
+			},
+		},
+	})
 }
 
-const mcpUsage = `usage:
-  agentgov mcp run  [--policies DIR] [--data DIR] [--lock FILE] [--name SERVER] [--agent ID] -- COMMAND ARGS...
-  agentgov mcp pin  [--lock FILE] [--name SERVER] -- COMMAND ARGS...
-  agentgov mcp diff [--lock FILE] [--name SERVER] -- COMMAND ARGS...
-  agentgov mcp scan [--lock FILE] [--name SERVER] -- COMMAND ARGS...`
+func nameFlag(fs *flag.FlagSet) *string {
+	return fs.String("name", "", "the server's `NAME`: its tool namespace (policies match NAME/tool) and its section of the lock (default: derived from the command)")
+}
 
-func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// upstream returns the upstream command and the server's name: the one
+// given, or one derived from the command.
+func upstream(args []string, name string) ([]string, string, error) {
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
 	if len(args) == 0 {
-		return &exitError{code: 2, msg: mcpUsage}
+		return nil, "", flagError("no upstream command: give it after the flags (and --)")
 	}
-	switch args[0] {
-	case "run":
-		return mcpRun(ctx, args[1:], os.Stdin, stdout, stderr)
-	case "pin":
-		return mcpPin(ctx, args[1:], stdout, stderr)
-	case "diff":
-		return mcpDiff(ctx, args[1:], stdout, stderr)
-	case "scan":
-		return mcpScan(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, mcpUsage)
-		return nil
-	}
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown mcp subcommand %q\n%s", args[0], mcpUsage)}
-}
-
-// mcpFlags parses the flags before "--" and returns the upstream command
-// after it.
-type mcpFlags struct {
-	fs                         *flag.FlagSet
-	lock, name, policies, data *string
-	agent                      *string
-}
-
-func newMCPFlags(sub, lockDefault string) *mcpFlags {
-	f := &mcpFlags{fs: flag.NewFlagSet("mcp "+sub, flag.ContinueOnError)}
-	f.fs.SetOutput(io.Discard)
-	f.lock = f.fs.String("lock", lockDefault, "lock file of tool pins")
-	f.name = f.fs.String("name", "", "server name (default: derived from the command)")
-	if sub == "run" {
-		f.policies = f.fs.String("policies", "", "policy file or directory (default: the built-in pack)")
-		f.data = f.fs.String("data", "./agentgov-data", "data directory (audit log, approvals)")
-		f.agent = f.fs.String("agent", "mcp-stdio", "agent id the calls are decided for")
-	}
-	return f
-}
-
-func (f *mcpFlags) parse(args []string) ([]string, string, error) {
-	if err := f.fs.Parse(args); err != nil {
-		return nil, "", &exitError{code: 2, msg: err.Error() + "\n" + mcpUsage}
-	}
-	argv := f.fs.Args()
-	if len(argv) > 0 && argv[0] == "--" {
-		argv = argv[1:]
-	}
-	if len(argv) == 0 {
-		return nil, "", &exitError{code: 2, msg: "no upstream command after --\n" + mcpUsage}
-	}
-	name := *f.name
 	if name == "" {
-		name = serverName(argv)
+		name = serverName(args)
 	}
-	return argv, name, nil
+	if !mcp.ValidServerName(name) {
+		return nil, "", flagError("--name %q: use letters, digits, '-', '_' and '.'", name)
+	}
+	return args, name, nil
 }
 
 // serverName derives a name from an upstream command: the package of an
@@ -137,8 +161,8 @@ func serverName(argv []string) string {
 	return b.String()
 }
 
-func fetch(ctx context.Context, argv []string, stderr io.Writer) ([]mcp.ToolDef, error) {
-	dial, err := mcp.Command(argv, os.Environ(), stderr)
+func fetch(ctx context.Context, argv []string, stderr io.Writer) ([]pin.ToolDef, error) {
+	dial, err := wire.Command(argv, os.Environ(), stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -151,13 +175,8 @@ func fetch(ctx context.Context, argv []string, stderr io.Writer) ([]mcp.ToolDef,
 	return tools, nil
 }
 
-func mcpPin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newMCPFlags("pin", "mcp.lock")
-	argv, name, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	lock, err := mcp.ReadLock(*f.lock)
+func mcpPin(ctx context.Context, lockPath, name string, argv []string, stdout, stderr io.Writer) error {
+	lock, err := pin.ReadLock(lockPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -166,55 +185,45 @@ func mcpPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	lock.Pin(name, tools)
-	if err := mcp.WriteLock(*f.lock, lock); err != nil {
+	if err := pin.WriteLock(lockPath, lock); err != nil {
 		return err
 	}
-	sfp, _ := mcp.ServerFingerprint(tools)
-	fmt.Fprintf(stdout, "pinned %d tools of %s in %s (%s)\n", len(tools), name, *f.lock, sfp)
+	sfp, _ := pin.ServerFingerprint(tools)
+	fmt.Fprintf(stdout, "pinned %d tools of %s in %s (%s)\n", len(tools), name, lockPath, sfp)
 	return nil
 }
 
-func mcpDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newMCPFlags("diff", "mcp.lock")
-	argv, name, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	lock, err := mcp.ReadLock(*f.lock)
+func mcpDiff(ctx context.Context, lockPath, name string, argv []string, stdout, stderr io.Writer) error {
+	lock, err := pin.ReadLock(lockPath)
 	if err != nil {
 		return err
 	}
 	pinned, ok := lock.Servers[name]
 	if !ok {
-		return &exitError{code: 1, msg: fmt.Sprintf("%s has no pins for server %q; run agentgov mcp pin first", *f.lock, name)}
+		return &exitError{code: 1, msg: fmt.Sprintf("%s has no pins for server %q; run agentgov mcp pin first", lockPath, name)}
 	}
 	tools, err := fetch(ctx, argv, stderr)
 	if err != nil {
 		return err
 	}
-	changes := mcp.Diff(name, pinned, tools, mcp.Detectors())
+	changes := pin.Diff(name, pinned, tools, pin.Detectors())
 	if len(changes) == 0 {
-		fmt.Fprintf(stdout, "%s: no drift from %s\n", name, *f.lock)
+		fmt.Fprintf(stdout, "%s: no drift from %s\n", name, lockPath)
 		return nil
 	}
 	for _, c := range changes {
 		fmt.Fprintln(stdout, c)
 	}
-	if mcp.Worst(changes) == mcp.Critical {
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: critical drift from %s", name, *f.lock)}
+	if pin.Worst(changes) == pin.Critical {
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: critical drift from %s", name, lockPath)}
 	}
 	return nil
 }
 
-func mcpScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newMCPFlags("scan", "")
-	argv, name, err := f.parse(args)
-	if err != nil {
-		return err
-	}
+func mcpScan(ctx context.Context, lockPath, name string, argv []string, stdout, stderr io.Writer) error {
 	others := map[string][]string{}
-	if *f.lock != "" {
-		lock, err := mcp.ReadLock(*f.lock)
+	if lockPath != "" {
+		lock, err := pin.ReadLock(lockPath)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -232,7 +241,7 @@ func mcpScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	findings := mcp.Scan(name, tools, others, mcp.Detectors())
+	findings := pin.Scan(name, tools, others, pin.Detectors())
 	if len(findings) == 0 {
 		fmt.Fprintf(stdout, "%s: %d tools, no findings\n", name, len(tools))
 		return nil
@@ -248,96 +257,4 @@ func mcpScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: %d high or critical findings", name, blocking)}
 	}
 	return nil
-}
-
-// approvingEngine lets the gateway approve a ticket on the user's word,
-// given through MCP elicitation.
-type approvingEngine struct {
-	*govern.Engine
-	approvals *approval.Approvals
-}
-
-// Approve records the user's yes. Only tickets whose rule names no
-// approvers can be approved this way: a rule that asks for group:finance
-// must not be satisfied by the person driving the agent.
-func (e approvingEngine) Approve(ctx context.Context, id, by, note string) error {
-	t, err := e.approvals.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if len(t.Approvers) > 0 {
-		return fmt.Errorf("approval %s must come from %s, not from the MCP client", id, strings.Join(t.Approvers, ", "))
-	}
-	_, err = e.approvals.Decide(ctx, id, true, by, note)
-	return err
-}
-
-// mcpRun is the stdio gateway: the desktop client talks to it on standard
-// input and output, it talks to the upstream it launches. Logs go to
-// standard error, since standard output is the protocol.
-func mcpRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := newMCPFlags("run", "")
-	argv, name, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	set, err := policySource(*f.policies)()
-	if err != nil {
-		return loadErrors(stderr, err)
-	}
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	db, err := sqlite.OpenDir(bg, *f.data)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	signer, verifier, err := audit.LoadOrCreateKey(*f.data, auditOrigin)
-	if err != nil {
-		return err
-	}
-	// One client makes one call at a time here, so the writer never holds
-	// an append back waiting for others to share its commit: that wait
-	// pays off for a server's many agents, and only delays a desktop's.
-	alog, err := audit.Open(bg, db, signer, verifier, audit.Options{Logger: log, CommitDelay: -1})
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); alog.Run(bg) }()
-	defer func() { stopBG(); wg.Wait() }()
-
-	approvals := approval.New(db, time.Now)
-	eng := govern.New(set, govern.WithAudit(alog), govern.WithApprovals(approvals))
-
-	// Without --lock, pins live in the data directory and are taken on first
-	// sight (DESIGN §4); with it, the lock is the reviewed truth and an
-	// unpinned server's tools stay quarantined.
-	lockPath, tofu := *f.lock, false
-	if lockPath == "" {
-		lockPath, tofu = filepath.Join(*f.data, "mcp.lock"), true
-	} else if _, err := os.Stat(lockPath); err != nil {
-		return fmt.Errorf("lock %s: %w (create it with agentgov mcp pin)", lockPath, err)
-	}
-	pins, err := mcp.OpenPins(lockPath)
-	if err != nil {
-		return err
-	}
-	dial, err := mcp.Command(argv, os.Environ(), stderr)
-	if err != nil {
-		return err
-	}
-	g, err := mcp.New(mcp.Config{
-		Server: name, Dial: dial, Decider: approvingEngine{eng, approvals}, Recorder: alog,
-		Detector: mcp.Detectors(), Pins: pins, TrustOnFirstUse: tofu,
-		RedactResults: true, ElicitApprovals: true, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	conn := mcp.NewStdioConn(stdin, stdout, nil, 0)
-	log.Info("agentgov mcp gateway", "server", name, "upstream", strings.Join(argv, " "), "lock", lockPath, "trust_on_first_use", tofu, "policy", set.Digest())
-	return g.Serve(ctx, conn, mcp.Identity{Agent: action.Agent{ID: *f.agent}})
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/govern"
@@ -18,32 +19,61 @@ import (
 )
 
 func init() {
-	commands["policy"] = command{summary: "lint, test and evaluate policy documents", run: runPolicy}
-}
+	register(&command{
+		name:    "policy",
+		summary: "lint, test and evaluate policy documents",
+		usage:   "lint|test|eval [ARGS]",
+		help:    "The policy language is described in docs/policy.md.",
+		subs: []*command{
+			{
+				name: "lint", summary: "check policy documents", usage: "lint PATH",
+				help: `Every problem is printed as file:line: message, and any exits 1; warnings
+(file:line: warning: ...) alone exit 0. PATH is a file or a directory.
 
-const policyUsage = `usage:
-  agentgov policy lint PATH                              check documents; exit 1 on any problem
-  agentgov policy test PATH                              run *_test.yaml beside the documents
-  agentgov policy eval [--policies PATH] [--input FILE|-] decide one action and print the Decision`
+Example:
+  agentgov policy lint ./policies`,
+				setup: func(*flag.FlagSet) runner {
+					return func(_ context.Context, args []string, stdout, _ io.Writer) error {
+						path, err := onePath(args, "lint")
+						if err != nil {
+							return err
+						}
+						return policyLint(path, stdout)
+					}
+				},
+			},
+			{
+				name: "test", summary: "run the policy tests (*_test.yaml) beside the documents", usage: "test PATH",
+				help: `The last line is "N passed, M failed"; any failure exits 1.
 
-func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return &exitError{code: 2, msg: policyUsage}
-	}
-	switch args[0] {
-	case "lint":
-		return policyLint(args[1:], stdout)
-	case "test":
-		return policyTest(ctx, args[1:], stdout)
-	case "eval":
-		return policyEval(ctx, args[1:], os.Stdin, stdout)
-	}
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown policy subcommand %q\n%s", args[0], policyUsage)}
+Example:
+  agentgov policy test ./policies`,
+				setup: func(*flag.FlagSet) runner {
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						path, err := onePath(args, "test")
+						if err != nil {
+							return err
+						}
+						return policyTest(ctx, path, stdout)
+					}
+				},
+			},
+			{
+				name: "eval", summary: "decide one action and print the Decision", usage: "eval [--policies PATH] [--input FILE|-] [--fail-on deny|approval]",
+				help: `The action is JSON as /v1/decide takes it, its agent included.
+
+Example:
+  echo '{"agent":{"id":"a1"},"tool":{"name":"read_file"},"args":{"path":"/etc/shadow"}}' |
+    agentgov policy eval --policies ./policies --fail-on deny`,
+				setup: policyEval,
+			},
+		},
+	})
 }
 
 func onePath(args []string, what string) (string, error) {
 	if len(args) != 1 {
-		return "", &exitError{code: 2, msg: fmt.Sprintf("policy %s takes one PATH (a file or a directory)\n%s", what, policyUsage)}
+		return "", flagError("policy %s takes one PATH (a file or a directory)", what)
 	}
 	return args[0], nil
 }
@@ -61,28 +91,23 @@ func loadErrors(w io.Writer, err error) error {
 	return &exitError{code: 1, msg: err.Error()}
 }
 
-func policyLint(args []string, stdout io.Writer) error {
-	path, err := onePath(args, "lint")
-	if err != nil {
-		return err
-	}
+func policyLint(path string, stdout io.Writer) error {
 	set, err := policy.Load(path)
 	if err != nil {
 		return loadErrors(stdout, err)
+	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintf(stdout, "%s:%d: warning: %s\n", w.File, w.Line, w.Msg)
 	}
 	rules := 0
 	for _, d := range set.Documents() {
 		rules += len(d.Rules)
 	}
-	fmt.Fprintf(stdout, "ok: %d documents, %d rules, digest %s\n", len(set.Documents()), rules, set.Digest())
+	fmt.Fprintf(stdout, "ok: %d documents, %d rules, %d warnings, digest %s\n", len(set.Documents()), rules, len(set.Warnings()), set.Digest())
 	return nil
 }
 
-func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
-	path, err := onePath(args, "test")
-	if err != nil {
-		return err
-	}
+func policyTest(ctx context.Context, path string, stdout io.Writer) error {
 	set, err := policy.Load(path)
 	if err != nil {
 		return loadErrors(stdout, err)
@@ -91,7 +116,7 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		dir = filepath.Dir(path)
 	}
-	passed, failed, err := policytest.Run(ctx, os.DirFS(dir), dir, set, stdout)
+	passed, failed, err := policytest.Run(ctx, os.DirFS(dir), dir, govern.New(set), stdout)
 	if err != nil {
 		return err
 	}
@@ -102,29 +127,44 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-func policyEval(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fl := flag.NewFlagSet("policy eval", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	dir := fl.String("policies", "", "policy file or directory (default: the built-in pack)")
-	input := fl.String("input", "-", "action JSON file, or - for standard input")
-	if err := fl.Parse(args); err != nil {
-		return &exitError{code: 2, msg: err.Error() + "\n" + policyUsage}
+func policyEval(fl *flag.FlagSet) runner {
+	dir := fl.String("policies", "", "policy file or directory `PATH` (default: the built-in pack)")
+	input := fl.String("input", "-", "action JSON `FILE`, or - for standard input")
+	failOn := fl.String("fail-on", "", "`MODE`: deny exits 3 when the decision is a deny, approval when it is a deny or a require_approval")
+	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+		if len(args) > 0 {
+			return flagError("policy eval takes no arguments, got %q", args)
+		}
+		return runPolicyEval(ctx, *dir, *input, *failOn, os.Stdin, stdout)
+	}
+}
+
+func runPolicyEval(ctx context.Context, dir, input, failOn string, stdin io.Reader, stdout io.Writer) error {
+	var failing []action.Effect
+	switch failOn {
+	case "":
+	case "deny":
+		failing = []action.Effect{action.Deny}
+	case "approval":
+		failing = []action.Effect{action.Deny, action.RequireApproval}
+	default:
+		return flagError("--fail-on must be deny or approval, not %q", failOn)
 	}
 	var set *policy.Set
 	var err error
-	if *dir == "" {
+	if dir == "" {
 		set, err = policies.Builtin()
 	} else {
-		set, err = policy.Load(*dir)
+		set, err = loadPolicies(dir) // a bundle too
 	}
 	if err != nil {
 		return loadErrors(stdout, err)
 	}
 	var data []byte
-	if *input == "-" {
+	if input == "-" {
 		data, err = io.ReadAll(io.LimitReader(stdin, 4<<20))
 	} else {
-		data, err = os.ReadFile(*input)
+		data, err = os.ReadFile(input)
 	}
 	if err != nil {
 		return fmt.Errorf("read action: %w", err)
@@ -136,5 +176,11 @@ func policyEval(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	d, _ := govern.New(set).Decide(ctx, a)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+	if err := enc.Encode(d); err != nil {
+		return err
+	}
+	if slices.Contains(failing, d.Effect) {
+		return &exitError{code: 3, msg: fmt.Sprintf("decision is %s (--fail-on %s)", d.Effect, failOn)}
+	}
+	return nil
 }

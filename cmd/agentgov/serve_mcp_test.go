@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,17 +24,11 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // filesystem server behind it, the Go SDK client in front with an agent
 // token, every call decided by policy and audited.
 func TestServeMCPGateway(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
-	fsServer, _ := filepath.Abs("../../mcp/testdata/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js")
-	if _, err := os.Stat(fsServer); err != nil {
-		t.Skip("npm packages not installed; run: npm ci --prefix mcp/testdata/node")
-	}
+	srv := fsServer(t)
 	files := t.TempDir()
 	os.WriteFile(filepath.Join(files, "notes.txt"), []byte("governed hello"), 0o644)
 	os.WriteFile(filepath.Join(files, "id_rsa"), []byte("-----BEGIN OPENSSH PRIVATE KEY-----"), 0o600)
-	in := startWithConfig(t, fmt.Sprintf("mcp:\n  trust_on_first_use: true\n  servers:\n    fs: {command: [node, %q, %q]}\n", fsServer, files))
+	in := startWithConfig(t, fmt.Sprintf("mcp:\n  trust_on_first_use: true\n  servers:\n    fs: {command: [node, %q, %q]}\n", srv, files))
 	os.WriteFile(filepath.Join(in.dir, "policies", "test.yaml"), []byte(`
 version: agentgov/v1
 name: test
@@ -73,5 +66,67 @@ rules:
 	all := fmt.Sprint(entries)
 	if !strings.Contains(all, "no-keys") || !strings.Contains(all, "read_text_file") {
 		t.Fatalf("calls not in the audit log: %.500s", all)
+	}
+}
+
+// Over /mcp/{server} the client holds the agent's token: it is the agent.
+// A client that declares elicitation and says yes to everything used to
+// approve its own destructive call, recorded as the user's. The call now
+// waits for its ticket, which only an approver can decide.
+func TestServeMCPAgentCannotApproveItsOwnCall(t *testing.T) {
+	files := t.TempDir()
+	in := startWithConfig(t, fmt.Sprintf("mcp:\n  trust_on_first_use: true\n  servers:\n    fs: {command: [node, %q, %q]}\n", fsServer(t), files))
+	os.WriteFile(filepath.Join(in.dir, "policies", "test.yaml"), []byte(`
+version: agentgov/v1
+name: test
+default: allow
+rules:
+  - id: destructive
+    match: {points: [pre_tool_call]}
+    when: 'tool.annotations.destructiveHint == true'
+    effect: require_approval
+    reason: the tool may destroy data
+`), 0o644)
+	if code, m := in.call("POST", "/v1/policies/reload", "admin-tok", ""); code != 200 {
+		t.Fatalf("reload: %d %v", code, m)
+	}
+	asked := make(chan string, 1)
+	client := sdk.NewClient(&sdk.Implementation{Name: "hostile-agent", Version: "1"}, &sdk.ClientOptions{
+		ElicitationHandler: func(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+			asked <- r.Params.Message
+			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
+		},
+	})
+	cs, err := client.Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: in.url + "/mcp/fs", HTTPClient: &http.Client{Transport: bearer{"a1-tok"}}}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, in.output())
+	}
+	defer cs.Close()
+	target := filepath.Join(files, "overwritten.txt")
+	res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "write_file", Arguments: map[string]any{"path": target, "content": "gone"}})
+	if err != nil || !res.IsError || !strings.Contains(textOf(res), "needs a person's approval") {
+		t.Fatalf("a destructive call = %v %+v; want it held for approval", err, res)
+	}
+	select {
+	case msg := <-asked:
+		t.Fatalf("the agent was asked to approve its own call: %q", msg)
+	default:
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("the destructive call ran")
+	}
+	_, pending := in.call("GET", "/v1/approvals?status=pending", "admin-tok", "")
+	if !strings.Contains(fmt.Sprint(pending), "write_file") {
+		t.Fatalf("pending approvals = %v; want the call's ticket", pending)
+	}
+	_, log := in.call("GET", "/v1/audit?limit=1000", "admin-tok", "")
+	entries, _ := log["entries"].([]any)
+	if len(entries) == 0 {
+		t.Fatalf("no audit entries: %v", log)
+	}
+	for _, e := range entries {
+		if m, _ := e.(map[string]any); m["kind"] == "approval" {
+			t.Fatalf("an approval is in the audit log: %v", m)
+		}
 	}
 }

@@ -97,10 +97,16 @@ func freePort(t *testing.T) string {
 // and two agents, and starts `agentgov serve`.
 func startServer(t *testing.T) *instance {
 	t.Helper()
+	return startServerWith(t, testPolicy)
+}
+
+// startServerWith is startServer with another policy.
+func startServerWith(t *testing.T, policy string) *instance {
+	t.Helper()
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policies")
 	os.MkdirAll(pol, 0o755)
-	os.WriteFile(filepath.Join(pol, "test.yaml"), []byte(testPolicy), 0o644)
+	os.WriteFile(filepath.Join(pol, "test.yaml"), []byte(policy), 0o644)
 	cfg := fmt.Sprintf(`
 tokens:
   - {name: ops, role: admin, sha256: %s}

@@ -1,6 +1,7 @@
 // Package policytest runs policy tests (*_test.yaml beside the documents):
 // each names an action and the decision it must get. They run through the
-// same Engine as production, so a test that passes here passes in the server.
+// Decider the caller gives, the production Engine over the set under test,
+// so a test that passes here passes in the server.
 package policytest
 
 import (
@@ -18,7 +19,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentgov/agentgov/action"
-	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/policy"
 )
 
@@ -35,11 +35,16 @@ type testFile struct {
 	} `yaml:"tests"`
 }
 
-// Run runs every *_test.yaml in the root of fsys against set, printing a line
-// per test to w. A test file that
-// cannot be read counts as a failure with its file:line, so that a typo in a
-// test never passes silently.
-func Run(ctx context.Context, fsys fs.FS, display string, set *policy.Set, w io.Writer) (passed, failed int, err error) {
+// Decider decides an action; a *govern.Engine over the policy set under
+// test is one, so that a test that passes here passes in the server.
+type Decider interface {
+	Decide(ctx context.Context, a action.Action) (action.Decision, error)
+}
+
+// Run runs every *_test.yaml in the root of fsys against d, printing a line
+// per test to w. A test file that cannot be read counts as a failure with
+// its file:line, so that a typo in a test never passes silently.
+func Run(ctx context.Context, fsys fs.FS, display string, d Decider, w io.Writer) (passed, failed int, err error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return 0, 0, fmt.Errorf("policy test %s: %w", display, err)
@@ -51,7 +56,6 @@ func Run(ctx context.Context, fsys fs.FS, display string, set *policy.Set, w io.
 		}
 	}
 	sort.Strings(files)
-	eng := govern.New(set)
 	for _, f := range files {
 		shown := filepath.Join(display, f)
 		data, err := fs.ReadFile(fsys, f)
@@ -68,7 +72,7 @@ func Run(ctx context.Context, fsys fs.FS, display string, set *policy.Set, w io.
 		}
 		for _, tc := range tf.Tests {
 			where := fmt.Sprintf("%s:%d", shown, tc.Action.Line)
-			if msg := runCase(ctx, eng, &tc.Action, tc.Expect.Effect, tc.Expect.Rules, tc.Expect.Flagged); msg != "" {
+			if msg := runCase(ctx, d, &tc.Action, tc.Expect.Effect, tc.Expect.Rules, tc.Expect.Flagged); msg != "" {
 				fmt.Fprintf(w, "FAIL %s %s: %s\n", where, tc.Name, msg)
 				failed++
 			} else {
@@ -80,7 +84,7 @@ func Run(ctx context.Context, fsys fs.FS, display string, set *policy.Set, w io.
 	return passed, failed, nil
 }
 
-func runCase(ctx context.Context, eng *govern.Engine, node *yaml.Node, effect action.Effect, rules *[]string, flagged *bool) string {
+func runCase(ctx context.Context, eng Decider, node *yaml.Node, effect action.Effect, rules *[]string, flagged *bool) string {
 	if !effect.Valid() || effect == action.Audit {
 		return fmt.Sprintf("expect.effect must be allow, require_approval or deny, not %q", effect)
 	}

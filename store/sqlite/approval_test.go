@@ -2,8 +2,10 @@ package sqlite_test
 
 import (
 	"context"
-	"encoding/json"
-	"reflect"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,77 +14,66 @@ import (
 	"github.com/agentgov/agentgov/store/sqlite"
 )
 
-func openTicketDB(t *testing.T) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.OpenDir(context.Background(), t.TempDir())
+// A database from before tickets were bound to the whole action keeps its
+// tickets, without the arguments it held in clear, and none of them can be
+// redeemed: each lacks the action digest a redemption compares.
+func TestTicketsOfTheOldTableAreCarriedOverUnredeemable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// Every field of a ticket comes back as it went in, including empty lists
-// and times that were never set.
-func TestTicketRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	db := openTicketDB(t)
-	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
-	full := approval.Ticket{
-		ID: "apr_full", Status: approval.Approved, AgentID: "a", Session: "s",
-		Tool: action.Tool{Server: "payments", Name: "send"}, Point: action.PreToolCall,
-		Destination: "api.example", Model: "m", Resource: action.Resource{Type: "t", ID: "i", Permission: "write"},
-		ArgsDigest: "abc", Args: json.RawMessage(`{"x":1}`), PolicyDigest: "p",
-		Rules: []string{"r1", "r2"}, Reasons: []string{"why"}, Approvers: []string{"group:finance"},
-		OnTimeout: approval.TimeoutAllow, DecisionID: "dec_1",
-		CreatedAt: at, ExpiresAt: at.Add(time.Hour), DecidedAt: at.Add(time.Minute), DecidedBy: "fiona",
-		Note: "ok", RedeemBy: at.Add(2 * time.Hour), UsedAt: at.Add(3 * time.Minute),
-	}
-	bare := approval.Ticket{ID: "apr_bare", Status: approval.Pending, AgentID: "a", Point: action.PreToolCall,
-		ArgsDigest: "d", Args: json.RawMessage(`{}`), OnTimeout: approval.TimeoutDeny, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-	for _, want := range []approval.Ticket{full, bare} {
-		if err := db.InsertTicket(ctx, want); err != nil {
+	for _, q := range []string{
+		`CREATE TABLE approvals (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+			agent_id TEXT NOT NULL, session TEXT NOT NULL, tool_server TEXT NOT NULL, tool_name TEXT NOT NULL,
+			point TEXT NOT NULL, destination TEXT NOT NULL, model TEXT NOT NULL, resource TEXT NOT NULL,
+			args_digest TEXT NOT NULL, args TEXT NOT NULL, policy_digest TEXT NOT NULL, rules TEXT NOT NULL,
+			reasons TEXT NOT NULL, approvers TEXT NOT NULL, on_timeout TEXT NOT NULL, decision_id TEXT NOT NULL,
+			created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, decided_at INTEGER NOT NULL DEFAULT 0,
+			decided_by TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '', redeem_by INTEGER NOT NULL DEFAULT 0,
+			used_at INTEGER NOT NULL DEFAULT 0)`,
+		`INSERT INTO approvals (id, status, agent_id, session, tool_server, tool_name, point, destination, model, resource,
+			args_digest, args, policy_digest, rules, reasons, approvers, on_timeout, decision_id, created_at, expires_at,
+			decided_at, decided_by, redeem_by)
+		 VALUES ('apr_old', 'approved', 'a1', '', '', 'pay', 'pre_tool_call', '', '', '{}', 'sha256:x',
+			'{"card":"4111 1111 1111 1111"}', 'p', '[]', '[]', '[]', 'deny', 'dec_1', 1, 4102444800000000000,
+			2, 'fin', 4102444800000000000)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
 			t.Fatal(err)
 		}
-		got, err := db.GetTicket(ctx, want.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
-		}
 	}
-	if err := db.InsertTicket(ctx, bare); err == nil {
-		t.Fatal("a second ticket with the same id was stored")
-	}
-	list, err := db.ListTickets(ctx, approval.Pending, approval.Denied)
-	if err != nil || len(list) != 1 || list[0].ID != "apr_bare" {
-		t.Fatalf("ListTickets(pending, denied) = %+v, %v", list, err)
-	}
-	if list, _ := db.ListTickets(ctx); len(list) != 2 || list[0].ID != "apr_full" {
-		t.Fatalf("ListTickets() = %+v", list)
-	}
-}
+	old.Close()
 
-func TestDecideTicketOnlyApprovesOrDenies(t *testing.T) {
-	ctx := context.Background()
-	db := openTicketDB(t)
-	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	tk := approval.Ticket{ID: "apr_1", Status: approval.Pending, AgentID: "a", Args: json.RawMessage(`{}`),
-		OnTimeout: approval.TimeoutDeny, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-	if err := db.InsertTicket(ctx, tk); err != nil {
+	db, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []approval.Status{approval.Used, approval.Pending, approval.Expired, "bogus"} {
-		if _, err := db.DecideTicket(ctx, tk.ID, to, "x", "", at, time.Time{}); err == nil {
-			t.Errorf("DecideTicket to %q accepted", to)
-		}
+	defer db.Close()
+	tk, err := db.GetTicket(ctx, "apr_old")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// At or after expiry nothing can be decided.
-	if changed, err := db.DecideTicket(ctx, tk.ID, approval.Approved, "x", "", at.Add(time.Hour), at.Add(2*time.Hour)); changed || err != nil {
-		t.Fatalf("decided at expiry: %v %v", changed, err)
+	if tk.Status != approval.Approved || tk.DecidedBy != "fin" || tk.ActionDigest != "" || strings.Contains(string(tk.Args), "4111") {
+		t.Fatalf("carried-over ticket %+v", tk)
 	}
-	if got, _ := db.GetTicket(ctx, tk.ID); got.Status != approval.Pending {
-		t.Fatalf("status %s", got.Status)
+	m := approval.New(db, func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) })
+	a := &action.Action{Agent: action.Agent{ID: "a1"}, Tool: action.Tool{Name: "pay"}, Args: map[string]any{"card": "4111 1111 1111 1111"}}
+	_, err = m.Redeem(ctx, "apr_old", a, "p", "dec_2")
+	var re *approval.RedeemError
+	if !errors.As(err, &re) || re.Reason != approval.ReasonActionChanged {
+		t.Fatalf("redeeming a carried-over ticket: %v", err)
+	}
+	// Opening again carries nothing twice.
+	db.Close()
+	db2, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if list, err := db2.ListTickets(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("tickets after a second open: %d %v", len(list), err)
 	}
 }

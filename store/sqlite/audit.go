@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -76,12 +75,11 @@ func OpenAuditReadOnly(ctx context.Context, path string) (*DB, error) {
 	return &DB{Path: path, write: r, read: r}, nil
 }
 
-// AuditAppend writes a batch of entries and tree nodes in one transaction.
-// The commit is not synced to disk: the log calls AuditSync before it
-// acknowledges the batch, and meanwhile writes the next one. Every other
-// write keeps synchronous=FULL; the audit transaction alone runs at NORMAL
-// on the one write connection, which it holds throughout, so no other
-// concept's write ever commits without an fsync.
+// AuditAppend writes a batch of entries and tree nodes in one transaction,
+// committed at synchronous=FULL like every other write: SQLite syncs the
+// write-ahead log before the commit returns, so a batch is durable once
+// AuditAppend has returned. Group commit in the log spreads that one sync
+// over every entry of the batch.
 func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.Node) (err error) {
 	const (
 		entriesHead, entriesTuple = "INSERT OR ROLLBACK INTO audit_entries (idx, data) VALUES ", "(?,?)"
@@ -95,24 +93,7 @@ func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.N
 	if err != nil {
 		return fmt.Errorf("append audit tree nodes: %w", err)
 	}
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("append audit entries: %w", err)
-	}
-	defer func() {
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous=FULL`); rerr != nil {
-			// A connection left at NORMAL must never serve another write.
-			conn.Raw(func(any) error { return driver.ErrBadConn })
-			if err == nil {
-				err = fmt.Errorf("append audit entries: restore synchronous=FULL: %w", rerr)
-			}
-		}
-		conn.Close()
-	}()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous=NORMAL`); err != nil {
-		return fmt.Errorf("append audit entries: %w", err)
-	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
 	}
@@ -137,35 +118,9 @@ func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.N
 	return nil
 }
 
-// AuditSync makes every committed audit transaction durable by syncing the
-// write-ahead log, which is what synchronous=FULL would have done at each
-// commit. One sync covers every transaction committed before it.
-func (db *DB) AuditSync(ctx context.Context) error {
-	db.walMu.Lock()
-	defer db.walMu.Unlock()
-	wal := db.Path + "-wal"
-	if db.wal != nil {
-		// SQLite deletes and recreates the file only when its last
-		// connection closes; make sure this is still the file it writes.
-		fi, err1 := db.wal.Stat()
-		cur, err2 := os.Stat(wal)
-		if err1 != nil || err2 != nil || !os.SameFile(fi, cur) {
-			db.wal.Close()
-			db.wal = nil
-		}
-	}
-	if db.wal == nil {
-		f, err := os.OpenFile(wal, os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("sync audit log: %w", err)
-		}
-		db.wal = f
-	}
-	if err := syncData(db.wal); err != nil {
-		return fmt.Errorf("sync audit log: %w", err)
-	}
-	return nil
-}
+// AuditSync has nothing left to do: AuditAppend commits at
+// synchronous=FULL, so every batch it returned from is already durable.
+func (db *DB) AuditSync(context.Context) error { return nil }
 
 // insertRows is the most rows one INSERT of an audit batch carries; a
 // larger batch takes several.

@@ -13,7 +13,8 @@ import (
 )
 
 // BenchmarkAuditAppend measures the SQLite side of an audit batch (rows,
-// tree nodes, the decision index; no sync) per entry, by batch size, with
+// tree nodes, the decision index, and the sync of its commit at
+// synchronous=FULL) per entry, by batch size, with
 // entries the size of a decision record.
 func BenchmarkAuditAppend(b *testing.B) {
 	pad := strings.Repeat("x", 500)

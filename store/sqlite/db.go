@@ -8,6 +8,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -29,9 +30,7 @@ type DB struct {
 	Path  string
 	write *sql.DB
 	read  *sql.DB
-
-	walMu sync.Mutex
-	wal   *os.File // the write-ahead log, opened by AuditSync
+	lock  *dbLock // nil for the read-only opener
 
 	stmtMu sync.Mutex
 	stmts  map[insertStmt]*sql.Stmt // see insertStmts
@@ -65,9 +64,19 @@ func OpenDir(ctx context.Context, dir string) (*DB, error) {
 	return Open(ctx, filepath.Join(dir, FileName))
 }
 
-// Open opens (creating if needed) the database file at path and brings its
-// schema up to date.
+// Open opens (creating if needed) the database file at path for writing
+// and brings its schema up to date. It holds an exclusive lock on the
+// database until Close, and refuses with an *InUseError while another DB
+// holds it. The database and its -wal and -shm files are mode 0600.
 func Open(ctx context.Context, path string) (*DB, error) {
+	lock, err := acquireLock(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := prepareFiles(path); err != nil {
+		lock.release()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	// synchronous(FULL) in WAL mode: a commit is on disk before it returns, so
 	// an acknowledged audit entry survives even a power cut, not only SIGKILL.
 	q := url.Values{}
@@ -77,16 +86,18 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		w.Close()
+		lock.release()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	db := &DB{Path: path, write: w, read: r}
+	db := &DB{Path: path, write: w, read: r, lock: lock}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -108,7 +119,15 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both connection pools.
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("store %s: %w", db.Path, err)
+	}
+	return nil
+}
+
+// Close closes both connection pools, then releases the lock.
 func (db *DB) Close() error {
 	db.stmtMu.Lock()
 	for _, st := range db.stmts {
@@ -118,14 +137,6 @@ func (db *DB) Close() error {
 	db.stmtMu.Unlock()
 	err1 := db.read.Close()
 	err2 := db.write.Close()
-	db.walMu.Lock()
-	if db.wal != nil {
-		db.wal.Close()
-		db.wal = nil
-	}
-	db.walMu.Unlock()
-	if err1 != nil {
-		return err1
-	}
-	return err2
+	err3 := db.lock.release()
+	return errors.Join(err1, err2, err3)
 }

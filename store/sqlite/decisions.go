@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/agentgov/agentgov/store"
 )
 
 // Decisions are not stored twice: the audit log holds each one whole, and an
@@ -22,19 +24,21 @@ func init() {
 
 const decisionRef = `iif(json_valid(CAST(data AS TEXT)), json_extract(CAST(data AS TEXT), '$.record.decision.id'), NULL)`
 
-// ErrNoDecision is returned for a decision id the log does not hold.
-var ErrNoDecision = errors.New("decision not found")
-
-// DecisionEntry returns the audit index of the decision entry with id.
-func (db *DB) DecisionEntry(ctx context.Context, id string) (uint64, error) {
+// FindDecision returns the audit entry of the decision with id; the data
+// directory's one log is named "".
+func (db *DB) FindDecision(ctx context.Context, id string) (store.Decision, error) {
 	var idx int64
+	var data []byte
 	err := db.read.QueryRowContext(ctx,
-		`SELECT idx FROM audit_entries WHERE `+decisionRef+` = ? LIMIT 1`, id).Scan(&idx)
+		`SELECT idx, data FROM audit_entries WHERE `+decisionRef+` = ? ORDER BY idx LIMIT 1`, id).Scan(&idx, &data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNoDecision
+		return store.Decision{}, fmt.Errorf("%w: %s", store.ErrNoDecision, id)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("find decision %s: %w", id, err)
+		return store.Decision{}, fmt.Errorf("find decision %s: %w", id, err)
 	}
-	return uint64(idx), nil
+	if idx < 0 {
+		return store.Decision{}, fmt.Errorf("find decision %s: negative index %d", id, idx)
+	}
+	return store.Decision{Index: uint64(idx), Data: data}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/agentgov/agentgov/store"
 	"github.com/agentgov/agentgov/store/sqlite"
 )
 
@@ -41,10 +42,10 @@ func TestDecisionIndexSurvivesCorruptEntries(t *testing.T) {
 		t.Fatalf("a corrupt entry stops the store from opening: %v", err)
 	}
 	defer db.Close()
-	if idx, err := db.DecisionEntry(ctx, "dec_B"); err != nil || idx != 1 {
-		t.Fatalf("dec_B: %d %v", idx, err)
+	if d, err := db.FindDecision(ctx, "dec_B"); err != nil || d.Index != 1 || d.Log != "" {
+		t.Fatalf("dec_B: %+v %v", d, err)
 	}
-	if _, err := db.DecisionEntry(ctx, "dec_A"); !errors.Is(err, sqlite.ErrNoDecision) {
+	if _, err := db.FindDecision(ctx, "dec_A"); !errors.Is(err, store.ErrNoDecision) {
 		t.Fatalf("corrupt dec_A: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/agentgov/agentgov/store"
 )
 
 func init() {
@@ -21,28 +23,21 @@ func init() {
 		) WITHOUT ROWID`)
 }
 
-// Replay is a stored answer to an idempotent request.
-type Replay struct {
-	Request string // digest of the request it answered
-	Status  int
-	Body    []byte
-}
-
 // IdempotencyGet returns the stored answer for (scope, key), or ok=false.
-func (db *DB) IdempotencyGet(ctx context.Context, scope, key string) (Replay, bool, error) {
-	var r Replay
+func (db *DB) IdempotencyGet(ctx context.Context, scope, key string) (store.Replay, bool, error) {
+	var r store.Replay
 	err := db.read.QueryRowContext(ctx, `SELECT request, status, body FROM idempotency WHERE scope = ? AND key = ?`, scope, key).Scan(&r.Request, &r.Status, &r.Body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Replay{}, false, nil
+		return store.Replay{}, false, nil
 	}
 	if err != nil {
-		return Replay{}, false, fmt.Errorf("idempotency %s: %w", key, err)
+		return store.Replay{}, false, fmt.Errorf("idempotency %s: %w", key, err)
 	}
 	return r, true, nil
 }
 
 // IdempotencyPut stores the answer for (scope, key); the first answer wins.
-func (db *DB) IdempotencyPut(ctx context.Context, scope, key string, r Replay, now time.Time) error {
+func (db *DB) IdempotencyPut(ctx context.Context, scope, key string, r store.Replay, now time.Time) error {
 	_, err := db.write.ExecContext(ctx, `INSERT INTO idempotency (scope, key, request, status, body, created) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (scope, key) DO NOTHING`, scope, key, r.Request, r.Status, r.Body, now.UnixMilli())
 	if err != nil {

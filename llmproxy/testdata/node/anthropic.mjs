@@ -71,4 +71,17 @@ out.badRequest = await refusal(() => client.messages.create({
   model: 'claude-haiku-4-5', messages: [{ role: 'user', content: 'no max_tokens' }],
 }));
 
+// Content policies see the separate system prompt and every block.
+out.deniedSystem = await refusal(() => client.messages.create({
+  model: 'claude-haiku-4-5', max_tokens: 10, system: 'a forbidden topic',
+  messages: [{ role: 'user', content: 'hello' }],
+}));
+out.deniedToolResult = await refusal(() => client.messages.create({
+  model: 'claude-haiku-4-5', max_tokens: 10,
+  messages: [
+    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'search', input: { q: 'x' } }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'a forbidden topic' }, { type: 'text', text: 'go on' }] },
+  ],
+}));
+
 console.log(JSON.stringify(out));

@@ -93,6 +93,21 @@ out.badRequest = await refusal(() => client.chat.completions.create({
 out.upstreamError = await refusal(() => client.chat.completions.create({
   model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'upstream-error' }],
 }));
+// Content policies see the whole request, not only the last user message.
+out.deniedSystem = await refusal(() => client.chat.completions.create({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'system', content: 'a forbidden topic' }, { role: 'user', content: 'hello' }],
+}));
+out.deniedTool = await refusal(() => client.chat.completions.create({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'hello' }],
+  tools: [{ type: 'function', function: { name: 'search', description: 'a forbidden topic', parameters: { type: 'object', properties: {} } } }],
+}));
+// No max_tokens and two answers: the proxy reserves and caps for both.
+out.twoAnswers = (await client.chat.completions.create({
+  model: 'gpt-4o-mini', n: 2, messages: [{ role: 'user', content: 'two answers please' }],
+})).choices[0].message.content;
+
 const badKey = new OpenAI({ apiKey: 'sk-not-an-agentgov-token', baseURL: `${process.env.PROXY_URL}/llm/v1`, maxRetries: 0 });
 out.badKey = await refusal(() => badKey.chat.completions.create({
   model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }],

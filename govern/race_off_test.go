@@ -1,0 +1,5 @@
+//go:build !race
+
+package govern_test
+
+const raceEnabled = false

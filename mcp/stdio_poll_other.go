@@ -1,8 +1,0 @@
-//go:build !unix
-
-package mcp
-
-import "io"
-
-// pollable is r: outside unix the standard input is read as it is.
-func pollable(r io.Reader) io.Reader { return r }
