@@ -120,10 +120,12 @@ test("governed: an approved retry runs once, a denied ticket throws", async () =
   assert.equal(again.effect, "deny");
   assert.match(again.reasons.join(" "), /already_used/);
 
-  const refused = pay(7001, "ACME Ltd");
+  // The rejection is awaited from the start: the wait may see the denial
+  // before the approver's own request has returned.
+  const refused = assert.rejects(pay(7001, "ACME Ltd"), (e) => e instanceof Denied && !(e instanceof ApprovalRequired));
   const t2 = await pendingTicket("send_money", 7001);
   await approver.deny(t2.id, "no");
-  await assert.rejects(refused, (e) => e instanceof Denied && !(e instanceof ApprovalRequired));
+  await refused;
   assert.equal(ran.length, 1);
 });
 
