@@ -675,6 +675,9 @@ func TestBadConfigsAreRefusedNamingTheField(t *testing.T) {
 		{`{"id":"x","period":"daily","throttle":"rate:5/1ms"}`, "throttle"},
 		{`{"id":"a b","period":"daily"}`, "id"},
 		{`{"id":"x","period":"daily","colour":"red"}`, "colour"},
+		{`{"id":"x","period":"daily","limits":5}`, "limits"},
+		{`{"id":"x","period":"daily","scope":"acme"}`, "scope"},
+		{`{"id":"x","period":"daily","thresholds":[1]}`, "thresholds"},
 	} {
 		_, err := budget.DecodeConfig([]byte(c.config))
 		var ce *budget.ConfigError

@@ -271,7 +271,11 @@ func sub(field string, raw json.RawMessage, v any) error {
 	if err := strictUnmarshal(raw, v); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
-			return &ConfigError{Field: field + "." + ce.Field, Problem: ce.Problem}
+			f := field
+			if ce.Field != "" { // the value itself, not a field of it, has the wrong type
+				f += "." + ce.Field
+			}
+			return &ConfigError{Field: f, Problem: ce.Problem}
 		}
 		return &ConfigError{Field: field, Problem: err.Error()}
 	}
