@@ -351,6 +351,11 @@ func (b *Budgets) reserve(ctx context.Context, tx Tx, decisionID string, a *acti
 				if cp := capOf(lim[i].v, c.hard); pr[i].v > cp || u[i].v >= cp {
 					denied = true
 					reason := fmt.Sprintf("budget %s: %s (%s)", id, describe(lim[i].name, pr[i].v, lim[i].v), thresholdName("hard limit", c.hard))
+					if e := pr[i].v - u[i].v; e > 0 {
+						// Say how much of it is this call, so that the caller
+						// knows whether a smaller estimate would fit.
+						reason = fmt.Sprintf("%s: %s already spent or reserved, %s for this call", reason, amount(lim[i].name, u[i].v), amount(lim[i].name, e))
+					}
 					v.Reasons = append(v.Reasons, reason)
 					v.Alerts = append(v.Alerts, crossed("hard", c, sp, c.cfg.Thresholds.Hard, proj, reason))
 					break
@@ -511,6 +516,14 @@ func describe(name string, v, limit int64) string {
 		return fmt.Sprintf("cost %s/%s USD", formatUSD(v), formatUSD(limit))
 	}
 	return fmt.Sprintf("%s %d/%d", name, v, limit)
+}
+
+// amount is v of the dimension name as describe writes it.
+func amount(name string, v int64) string {
+	if name == "cost" {
+		return formatUSD(v) + " USD"
+	}
+	return fmt.Sprint(v)
 }
 
 func thresholdName(name string, p int64) string {

@@ -256,6 +256,28 @@ func TestActualOverEstimateIsCountedAndThenDenies(t *testing.T) {
 	}
 }
 
+// A denial at the hard limit says how much of the total is this call's
+// estimate and how much was spent or reserved before it, so the caller
+// knows whether a smaller estimate would fit.
+func TestHardLimitDenialSaysWhatThisCallWouldReserve(t *testing.T) {
+	e := newEnv(t, t0)
+	e.put(t, `{"id":"b","scope":{"user":"alice"},"period":"daily","limits":{"cost_usd":1}}`)
+	if _, v := e.reserve(t, act("", "", "alice", "a", "", 0, 0.7)); v.Effect != action.Allow {
+		t.Fatalf("first call: %+v", v)
+	}
+	_, v := e.reserve(t, act("", "", "alice", "a", "", 0, 0.5))
+	want := "budget b: cost 1.20/1.00 USD (hard limit): 0.70 USD already spent or reserved, 0.50 USD for this call"
+	if v.Effect != action.Deny || len(v.Reasons) != 1 || v.Reasons[0] != want {
+		t.Fatalf("reasons %q, want %q", v.Reasons, want)
+	}
+	e.put(t, `{"id":"c","scope":{"user":"bob"},"period":"daily","limits":{"calls":1}}`)
+	e.reserve(t, act("", "", "bob", "a", "", 0, 0))
+	_, v = e.reserve(t, act("", "", "bob", "a", "", 0, 0))
+	if want := "budget c: calls 2/1 (hard limit): 1 already spent or reserved, 1 for this call"; len(v.Reasons) != 1 || v.Reasons[0] != want {
+		t.Fatalf("reasons %q, want %q", v.Reasons, want)
+	}
+}
+
 func TestReleaseGivesTheReservationBack(t *testing.T) {
 	e := newEnv(t, t0)
 	e.put(t, `{"id":"b","scope":{"org":"acme"},"period":"none","limits":{"calls":1}}`)

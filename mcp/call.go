@@ -235,8 +235,21 @@ func (s *session) completeCall(req *jsonrpc.Request, p governedRequest, a action
 			meta[MetaApprovalID], meta[metaPending] = a.ApprovalID, true
 		}
 		endSpan(span, refusedResult(d, strings.Join(d.Reasons, "; ")))
-		answer(denyText(s.g.cfg.Server, p.tool, d), meta)
+		text := denyText(s.g.cfg.Server, p.tool, d)
+		if a.ApprovalID != "" && stillPending(d) {
+			text = pendingText(s.g.cfg.Server, p.tool, a.ApprovalID, s.g.cfg.ApprovalHint)
+		}
+		answer(text, meta)
 	}
+}
+
+// pendingText answers a retry whose ticket still waits for an approver:
+// the retry is right, only early, so it is not told never to retry.
+func pendingText(server, tool, ticket, hint string) string {
+	if hint == "" {
+		hint = fmt.Sprintf("an approver runs `agentgov approvals approve %s`", ticket)
+	}
+	return fmt.Sprintf("agentgov: the call to %s/%s still waits for approval ticket %s; %s. Once it is approved, retry exactly the same call.", server, tool, ticket, hint)
 }
 
 // ticketFor is the ticket the call key waits on in this session.

@@ -281,6 +281,13 @@ func TestApprovalTicketAndRetry(t *testing.T) {
 		t.Fatalf("call needing approval = %v %q; want the ticket and how to retry", res.IsError, text)
 	}
 	ticket := regexp.MustCompile(`apr_\d+`).FindString(text)
+	// Retried before anyone approved: still waiting, and told to retry
+	// once approved, not never to retry.
+	res = h.call(t, "pay", map[string]any{"amount": 500})
+	if text := resultString(res); !res.IsError || !strings.Contains(text, "still waits for approval ticket "+ticket) ||
+		!strings.Contains(text, "retry exactly the same call") || strings.Contains(text, "Do not retry") {
+		t.Fatalf("early retry = %v %q", res.IsError, text)
+	}
 	h.dec.Approve(context.Background(), ticket, "bob", "")
 	res = h.call(t, "pay", map[string]any{"amount": 500})
 	if res.IsError || resultString(res) != "paid 500" {

@@ -533,7 +533,8 @@ func (c *cluster) underLoad(away func()) outage {
 			last = fmt.Sprintf("decide %d %v %v", a.code, a.body, a.err)
 		}
 		if !recovered {
-			t.Fatalf("%s did not recover within 30s; last: %s", in.url, last)
+			out := in.output()
+			t.Fatalf("%s did not recover within 30s; last: %s\nits log ends:\n%s", in.url, last, out[max(0, len(out)-4000):])
 		}
 	}
 	t.Logf("every replica ready and allowing again %s after the database came back", time.Since(back).Round(time.Millisecond))

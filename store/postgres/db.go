@@ -135,6 +135,10 @@ type DB struct {
 	ownMu   sync.Mutex
 	own     *pgx.Conn
 	ownDown error
+	// ownPID is the server process of the last own connection: after the
+	// connection is lost, that process may hold the replica id for a while
+	// yet (still exiting, or not yet aware the client is gone).
+	ownPID uint32
 
 	watch watcher
 }
@@ -290,13 +294,41 @@ func (db *DB) claim(ctx context.Context) error {
 		return fmt.Errorf("open store: replica %s: %w", db.replica, err)
 	}
 	if !ok {
+		err := db.heldByOwnPast(ctx, conn)
 		conn.Close(context.Background())
-		return fmt.Errorf("open store: %w: another live agentgov process is replica %s on this database; give each replica its own id (replica: in the configuration)", ErrReplicaInUse, db.replica)
+		return err
 	}
 	db.ownMu.Lock()
-	db.own, db.ownDown = conn, nil
+	db.own, db.ownDown, db.ownPID = conn, nil, conn.PgConn().PID()
 	db.ownMu.Unlock()
 	return nil
+}
+
+// heldByOwnPast says why the replica id could not be claimed. If the
+// server process of this replica's own lost connection still holds it,
+// that process is ended and the error is one to retry; if another holds
+// it, the error wraps ErrReplicaInUse.
+func (db *DB) heldByOwnPast(ctx context.Context, conn *pgx.Conn) error {
+	db.ownMu.Lock()
+	past := db.ownPID
+	db.ownMu.Unlock()
+	if past != 0 {
+		var holder uint32
+		err := conn.QueryRow(ctx, `SELECT pid FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND objsubid = 1
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND classid::bigint = ($1::bigint >> 32) & 4294967295 AND objid::bigint = $1::bigint & 4294967295`, db.replicaLock).Scan(&holder)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("store: replica %s: the replica id was released as it was claimed; trying again", db.replica)
+		case err != nil:
+			return fmt.Errorf("store: replica %s: %w", db.replica, err)
+		case holder == past:
+			conn.Exec(ctx, `SELECT pg_terminate_backend($1)`, int64(past))
+			return fmt.Errorf("store: replica %s: its lost connection (server process %d) still holds the replica id; ending it and trying again", db.replica, past)
+		}
+	}
+	return fmt.Errorf("open store: %w: another live agentgov process is replica %s on this database; give each replica its own id (replica: in the configuration)", ErrReplicaInUse, db.replica)
 }
 
 // Replica is the id this DB was opened for.

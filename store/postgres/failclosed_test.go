@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -29,11 +30,17 @@ type cable struct {
 	addr   string
 	mu     sync.Mutex
 	ln     net.Listener
-	conns  map[net.Conn]bool
+	// conns holds every connection through the cable, true for
+	// agentgov's side, false for the database's.
+	conns map[net.Conn]bool
+	// stranded keeps the database's side of every connection open when
+	// agentgov's side is cut: the server processes live on, as they do
+	// when the network between fails rather than either end.
+	stranded map[net.Conn]bool
 }
 
 func newCable(t *testing.T, target string) *cable {
-	c := &cable{t: t, target: target, conns: map[net.Conn]bool{}}
+	c := &cable{t: t, target: target, conns: map[net.Conn]bool{}, stranded: map[net.Conn]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +75,17 @@ func (c *cable) serve(ln net.Listener) {
 				out.Close()
 				continue
 			}
-			c.conns[in], c.conns[out] = true, true
+			c.conns[in], c.conns[out] = true, false
 			c.mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
+			go func() {
+				io.Copy(out, in)
+				c.mu.Lock()
+				keep := c.stranded[out]
+				c.mu.Unlock()
+				if !keep {
+					out.Close()
+				}
+			}()
 			go func() { io.Copy(in, out); in.Close() }()
 		}
 	}()
@@ -88,6 +103,32 @@ func (c *cable) cut() {
 		conn.Close()
 		delete(c.conns, conn)
 	}
+}
+
+// strand cuts agentgov's side of every connection and leaves the
+// database's side open, idle; t's cleanup closes those.
+func (c *cable) strand() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ln != nil {
+		c.ln.Close()
+		c.ln = nil
+	}
+	for conn, agentgovSide := range c.conns {
+		if agentgovSide {
+			conn.Close()
+		} else {
+			c.stranded[conn] = true
+		}
+		delete(c.conns, conn)
+	}
+	c.t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for conn := range c.stranded {
+			conn.Close()
+		}
+	})
 }
 
 // join listens again at the same address.
@@ -191,5 +232,45 @@ func TestDatabaseGoneFailsClosedAndRecovers(t *testing.T) {
 	rep, err := audit.Verify(ctx, r.db, r.key.Verifier, audit.VerifyOptions{})
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify after the outage: %+v, %v", rep, err)
+	}
+}
+
+// The network fails between a replica and the database while the
+// database's side of its connections lives on: the server process of the
+// replica's own connection still holds the replica id when the replica
+// reconnects. That process is the replica's own past, not another
+// replica: it is ended and the id taken back, and the replica goes on
+// (before, Run stopped as if another process had taken the id).
+func TestReplicaTakesItsIdBackFromItsStrandedConnection(t *testing.T) {
+	dsn, admin := freshSchema(t)
+	c := newCable(t, hostOf(t, dsn))
+	r := startReplica(t, c.through(dsn), "r1", postgres.Options{PollInterval: 50 * time.Millisecond, ConnectTimeout: time.Second})
+	ctx := context.Background()
+	listener := func() (pid int) {
+		admin.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = 'agentgov r1' AND query LIKE 'LISTEN%'`).Scan(&pid)
+		return pid
+	}
+	eventually(t, "r1 listens", func() bool { return listener() != 0 })
+	before := listener()
+
+	c.strand()
+	c.join()
+	eventually(t, "r1 listens on a new connection", func() bool { p := listener(); return p != 0 && p != before })
+	select {
+	case err := <-r.runErr:
+		t.Fatalf("Run stopped: %v", err)
+	default:
+	}
+	if err := r.db.Ping(ctx); err != nil {
+		t.Fatalf("r1 not ready with its id back: %v", err)
+	}
+	var alive bool
+	admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, before).Scan(&alive)
+	if alive {
+		t.Errorf("the stranded server process %d still runs", before)
+	}
+	// Another process is still refused the id.
+	if _, err := postgres.Open(ctx, dsn, postgres.Options{Replica: "r1", AuditKey: r.key.Text}); !errors.Is(err, postgres.ErrReplicaInUse) {
+		t.Fatalf("a second r1 while r1 runs: %v", err)
 	}
 }
