@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Options struct {
 	// ReservationTTL bounds how long a decision's reservation waits for its
 	// outcome; DefaultReservationTTL when zero.
 	ReservationTTL time.Duration
+	// Logger receives Run's failures to expire reservations, which it
+	// retries at its next tick; none are logged when nil.
+	Logger *slog.Logger
 }
 
 // Budgets enforces the budgets kept in a Store.
@@ -45,6 +49,7 @@ type Budgets struct {
 	st  Store
 	now func() time.Time
 	ttl time.Duration
+	log *slog.Logger
 
 	idx       atomic.Pointer[index]
 	mu        sync.Mutex // serialises config changes with the index reload
@@ -60,7 +65,10 @@ func New(st Store, opts Options) (*Budgets, error) {
 	if opts.ReservationTTL < 0 {
 		return nil, fmt.Errorf("budgets: negative reservation TTL %s", opts.ReservationTTL)
 	}
-	b := &Budgets{st: st, now: opts.Clock, ttl: opts.ReservationTTL}
+	b := &Budgets{st: st, now: opts.Clock, ttl: opts.ReservationTTL, log: opts.Logger}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -658,9 +666,16 @@ func (b *Budgets) Expire(ctx context.Context) error {
 	})
 }
 
-// Run expires reservations every quarter of the TTL until ctx ends.
+// Run expires reservations every quarter of the TTL until ctx ends. A
+// failure (the store unreachable for a while) is logged and retried at the
+// next tick: until then expired reservations hold their amounts, which
+// errs on the side of denying.
 func (b *Budgets) Run(ctx context.Context) error {
-	t := time.NewTicker(b.ttl / 4)
+	return b.run(ctx, b.ttl/4)
+}
+
+func (b *Budgets) run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -668,7 +683,7 @@ func (b *Budgets) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if err := b.Expire(ctx); err != nil && ctx.Err() == nil {
-				return err
+				b.log.Error("budget reservations not expired; retrying", "err", err)
 			}
 		}
 	}

@@ -287,7 +287,7 @@ func Open(ctx context.Context, cfg *config.Config, opt Options) (_ *Stack, err e
 	if s.Kill, err = killswitch.New(ctx, s.store, s.clock); err != nil {
 		return nil, err
 	}
-	if s.Budgets, err = budget.New(s.store, budget.Options{Clock: s.clock}); err != nil {
+	if s.Budgets, err = budget.New(s.store, budget.Options{Clock: s.clock, Logger: s.log}); err != nil {
 		return nil, err
 	}
 	s.loops = append(s.loops, loop{"budget reservations", s.Budgets.Run})
