@@ -2,6 +2,7 @@ package approval_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"sync"
@@ -721,5 +722,50 @@ func TestDecideRecordsBeforeStoring(t *testing.T) {
 	if c.Event != "approve" || c.Ticket != tk.ID || c.Status != approval.Approved || c.By != "fiona" || c.Note != "ok" ||
 		!c.At.Equal(got.DecidedAt) || !c.RedeemBy.Equal(got.RedeemBy) || c.ActionDigest != tk.ActionDigest || c.Decision != "dec_01" {
 		t.Fatalf("recorded %+v for %+v", c, got)
+	}
+}
+
+// An agent that holds one of its approval tickets must not be able to work
+// out the ids of the tickets made next to it (another agent's, waiting for
+// an approver), as with decision ids: a ticket id is "apr_", the
+// millisecond and 80 random bits, so with every ticket made in the same
+// millisecond (the clock here never moves) no id is another plus a small
+// number and the top random bits spread over many values. A counter or a
+// per-process constant in place of the random bits fails this.
+func TestTicketIDsCannotBeWorkedOutFromEarlierOnes(t *testing.T) {
+	m, _ := setup(t)
+	const n = 200
+	type part struct {
+		hi uint16
+		lo uint64
+	}
+	parts := make([]part, 0, n)
+	his := map[uint16]bool{}
+	for range n {
+		tk := create(t, m, request(payment()))
+		rest, ok := strings.CutPrefix(tk.ID, "apr_")
+		if !ok {
+			t.Fatalf("ticket id %q does not start apr_", tk.ID)
+		}
+		id, err := action.ParseID("dec_" + rest)
+		if err != nil {
+			t.Fatalf("ticket id %q: %v", tk.ID, err)
+		}
+		if id.Time() != t0.UnixMilli() {
+			t.Fatalf("ticket id %s does not carry the millisecond it was made in", tk.ID)
+		}
+		p := part{binary.BigEndian.Uint16(id[6:8]), binary.BigEndian.Uint64(id[8:])}
+		for _, q := range parts {
+			if q.hi == p.hi && (p.lo-q.lo < 1<<32 || q.lo-p.lo < 1<<32) {
+				t.Fatalf("ticket id %s is within a small step of an earlier one: it can be guessed", tk.ID)
+			}
+		}
+		parts = append(parts, p)
+		his[p.hi] = true
+	}
+	// 200 draws of 16 random bits give far more than 100 values; a
+	// per-process constant gives one.
+	if len(his) < 100 {
+		t.Fatalf("the top 16 random bits took %d values over %d ticket ids", len(his), n)
 	}
 }

@@ -25,16 +25,13 @@ import (
 
 // Store keeps the log. Every method is about one table of the log, and
 // AuditAppend is the only one that writes entries: it must write all of its
-// rows and nodes in one transaction, or none of them. The transaction need
-// not be durable when AuditAppend returns, only once AuditSync has: the log
-// acknowledges nothing before that, and can write the next batch while the
-// disk catches up.
+// rows and nodes in one transaction, or none of them, and the transaction
+// must be durable when AuditAppend returns: the log acknowledges the batch's
+// appends as soon as it has.
 type Store interface {
 	// AuditAppend writes entries and the tree nodes they complete, atomically.
 	// A row or node that already exists is an error, never overwritten.
 	AuditAppend(ctx context.Context, rows []Row, nodes []Node) error
-	// AuditSync returns once every batch AuditAppend has written is durable.
-	AuditSync(ctx context.Context) error
 	// AuditSize is one past the highest stored index, 0 for an empty log.
 	AuditSize(ctx context.Context) (uint64, error)
 	// AuditRows returns up to limit rows with an index above after, in order.

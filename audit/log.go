@@ -62,13 +62,13 @@ type Options struct {
 }
 
 // Observer is told how the log's writer is doing. Its methods run on the
-// writer's goroutines and must be cheap.
+// writer's goroutine and must be cheap.
 type Observer interface {
 	// Committed is called for each batch written, with its size.
 	Committed(entries int)
 	// Appended is called for each append acknowledged, with the time from
-	// Append to its acknowledgement: queueing, batching, the write and the
-	// sync.
+	// Append to its acknowledgement: queueing, batching and the durable
+	// write.
 	Appended(took time.Duration)
 }
 
@@ -120,32 +120,15 @@ type Log struct {
 	waiting  atomic.Int64
 	progress atomic.Int64
 
-	// mu guards rng and latest. Only the syncer (and load) changes rng.
+	// mu guards rng and latest. Only the writer (and load) changes rng.
 	mu     sync.Mutex
 	rng    *compact.Range // the tree over [0, size): what is durable
 	latest Checkpoint     // newest stored checkpoint; Note is nil if none
 
-	// The writer writes a batch, hands it to the syncer and goes on with the
-	// next while the syncer makes it durable (Store.AuditSync), so that a
-	// store whose commits are not durable by themselves syncs once for every
-	// batch written while the previous sync ran. A store that syncs inside
-	// AuditAppend (SQLite) has nothing left for the syncer. Appenders are
-	// answered only after it.
-	wrng       *compact.Range // the tree over every entry written; writer-only
-	written    chan written   // writer to syncer, in log order
-	pending    sync.WaitGroup // batches written and not yet synced or failed
-	syncFailed atomic.Bool
-	// stale is set after a failed store write or sync, whose outcome is
+	// stale is set after a failed store write, whose outcome is
 	// unknown (a commit can fail after reaching the disk); the writer
 	// reloads the tree from the store before its next batch. Writer-only.
 	stale bool
-}
-
-// written is a batch in the store, waiting to be made durable.
-type written struct {
-	batch []*request
-	base  uint64
-	rng   *compact.Range // the tree after this batch
 }
 
 type request struct {
@@ -180,7 +163,6 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 		opts:     opts,
 		queue:    make(chan *request, opts.MaxBatch),
 		done:     make(chan struct{}),
-		written:  make(chan written, 64),
 	}
 	if err := l.load(ctx); err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
@@ -213,7 +195,6 @@ func (l *Log) load(ctx context.Context) error {
 	l.rng = rng
 	l.size.Store(size)
 	l.mu.Unlock()
-	l.wrng = rng
 	return nil
 }
 
@@ -329,11 +310,6 @@ func (l *Log) Run(ctx context.Context) error {
 		return errors.New("audit: Run called twice")
 	}
 	defer close(l.done)
-	synced := make(chan struct{})
-	go func() {
-		defer close(synced)
-		l.syncLoop(ctx)
-	}()
 	if size, signed := l.Size(), l.latestSize(); size > signed {
 		// The previous run ended without its final checkpoint (killed), or
 		// checkpoints were deleted: sign what is there now rather than
@@ -362,8 +338,6 @@ func (l *Log) Run(ctx context.Context) error {
 				}
 				l.commit(ctx, batch)
 			}
-			close(l.written)
-			<-synced
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 			defer cancel()
 			if _, _, err := l.checkpoint(wctx); err != nil {
@@ -454,9 +428,10 @@ func (l *Log) gather(ctx context.Context, batch []*request, want int, timer <-ch
 	return batch
 }
 
-// commit writes one batch in one transaction and hands it to the syncer,
-// which answers every request in it once it is durable. On failure every
-// request gets the error and the tree does not move.
+// commit writes one batch in one transaction, durable once the store's
+// AuditAppend has returned, then publishes the tree and answers every
+// request in it. On failure every request gets the error and the tree does
+// not move.
 func (l *Log) commit(ctx context.Context, batch []*request) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
@@ -466,11 +441,7 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 			r.res <- result{err: fmt.Errorf("audit: append %s: %w", r.kind, err)}
 		}
 	}
-	if l.syncFailed.Swap(false) {
-		l.stale = true
-	}
 	if l.stale {
-		l.pending.Wait() // the store must not move under the reload
 		if err := l.load(wctx); err != nil {
 			fail(fmt.Errorf("reload after failed write: %w", err))
 			return
@@ -482,8 +453,8 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 			l.opts.Logger.Error("audit checkpoint failed", "err", err)
 		}
 	}
-	base := l.wrng.End()
-	rng, err := factory.NewRange(0, base, slices.Clone(l.wrng.Hashes()))
+	base := l.rng.End()
+	rng, err := factory.NewRange(0, base, slices.Clone(l.rng.Hashes()))
 	if err != nil {
 		fail(err)
 		return
@@ -504,64 +475,19 @@ func (l *Log) commit(ctx context.Context, batch []*request) {
 		fail(err)
 		return
 	}
-	l.wrng = rng
-	l.pending.Add(1)
-	if o := l.opts.Observer; o != nil {
+	o := l.opts.Observer
+	if o != nil {
 		o.Committed(len(batch))
 	}
-	l.written <- written{batch: slices.Clone(batch), base: base, rng: rng}
-}
-
-// syncLoop makes written batches durable, as many per AuditSync as have
-// been written since the last, then publishes the tree and answers their
-// appenders. It returns once the writer closes l.written and every batch is
-// answered.
-func (l *Log) syncLoop(ctx context.Context) {
-	var ws []written
-	for w := range l.written {
-		ws = append(ws[:0], w)
-	more:
-		for {
-			select {
-			case w, ok := <-l.written:
-				if !ok {
-					break more
-				}
-				ws = append(ws, w)
-			default:
-				break more
-			}
-		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		err := l.st.AuditSync(wctx)
-		cancel()
-		if err != nil {
-			// The batches may or may not survive a crash: their appenders
-			// are told they failed, and the writer reloads the tree.
-			l.syncFailed.Store(true)
-			l.progress.Store(l.since(time.Now()))
-			for _, w := range ws {
-				for _, r := range w.batch {
-					r.res <- result{err: fmt.Errorf("audit: append %s: sync: %w", r.kind, err)}
-				}
-				l.pending.Done()
-			}
-			continue
-		}
-		l.mu.Lock()
-		l.rng = ws[len(ws)-1].rng
-		l.size.Store(l.rng.End())
-		l.mu.Unlock()
-		l.progress.Store(l.since(time.Now()))
-		o := l.opts.Observer
-		for _, w := range ws {
-			for i, r := range w.batch {
-				r.res <- result{index: w.base + uint64(i)}
-				if o != nil {
-					o.Appended(time.Since(r.at))
-				}
-			}
-			l.pending.Done()
+	l.mu.Lock()
+	l.rng = rng
+	l.size.Store(rng.End())
+	l.mu.Unlock()
+	l.progress.Store(l.since(time.Now()))
+	for i, r := range batch {
+		r.res <- result{index: base + uint64(i)}
+		if o != nil {
+			o.Appended(time.Since(r.at))
 		}
 	}
 }

@@ -364,8 +364,9 @@ func TestConcurrentAppendsAreContiguous(t *testing.T) {
 type faultyStore struct {
 	*sqlite.DB
 	mu    sync.Mutex
-	fault string // "", "before", "after" or "sync"
-	// hold, when not nil, keeps AuditSync from returning until it is closed.
+	fault string // "", "before" or "after"
+	// hold, when not nil, keeps AuditAppend from returning, once it has
+	// committed, until it is closed.
 	hold chan struct{}
 }
 
@@ -379,31 +380,21 @@ func (s *faultyStore) set(f string) {
 
 func (s *faultyStore) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.Node) error {
 	s.mu.Lock()
-	f := s.fault
-	s.mu.Unlock()
-	switch f {
-	case "before":
-		return errInjected
-	case "after":
-		if err := s.DB.AuditAppend(ctx, rows, nodes); err != nil {
-			return err
-		}
-		return errInjected
-	}
-	return s.DB.AuditAppend(ctx, rows, nodes)
-}
-
-func (s *faultyStore) AuditSync(ctx context.Context) error {
-	s.mu.Lock()
 	f, hold := s.fault, s.hold
 	s.mu.Unlock()
+	if f == "before" {
+		return errInjected
+	}
+	if err := s.DB.AuditAppend(ctx, rows, nodes); err != nil {
+		return err
+	}
 	if hold != nil {
 		<-hold
 	}
-	if f == "sync" {
+	if f == "after" {
 		return errInjected
 	}
-	return s.DB.AuditSync(ctx)
+	return nil
 }
 
 // batchingStore records the size of every batch written, and can hold the
@@ -483,7 +474,10 @@ func TestConcurrentAppendersShareOneBatch(t *testing.T) {
 	}
 }
 
-func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
+// An append is answered, and counted in the tree, only once the store's
+// commit of its batch has returned: not when the rows are merely in the
+// store.
+func TestAppendIsAnsweredOnlyOnceCommitted(t *testing.T) {
 	ctx := context.Background()
 	st := &faultyStore{hold: make(chan struct{})}
 	l := startWrapped(t, t.TempDir(), audit.Options{CheckpointEvery: 1000}, func(db *sqlite.DB) audit.Store { st.DB = db; return st })
@@ -492,8 +486,8 @@ func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
 		_, err := l.Append(ctx, "decision", "waits for the disk")
 		got <- err
 	}()
-	// The entry is written to the store but not yet synced: nothing may
-	// answer the appender or count it in the tree.
+	// The entry is in the store but the commit has not returned: nothing
+	// may answer the appender or count it in the tree.
 	for {
 		n, err := st.AuditSize(ctx)
 		if err != nil {
@@ -506,35 +500,18 @@ func TestAppendIsAnsweredOnlyOnceSynced(t *testing.T) {
 	}
 	select {
 	case err := <-got:
-		t.Fatalf("append answered (%v) before its entry was synced", err)
+		t.Fatalf("append answered (%v) before its commit returned", err)
 	default:
 	}
 	if l.Size() != 0 {
-		t.Fatalf("size = %d before the sync; want 0", l.Size())
+		t.Fatalf("size = %d before the commit returned; want 0", l.Size())
 	}
 	close(st.hold)
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
 	if l.Size() != 1 {
-		t.Fatalf("size = %d after the sync; want 1", l.Size())
-	}
-}
-
-func TestFailedSyncFailsTheAppendsAndTheLogRecovers(t *testing.T) {
-	dir := t.TempDir()
-	st := &faultyStore{}
-	l := startWrapped(t, dir, audit.Options{CheckpointEvery: 1000}, func(db *sqlite.DB) audit.Store { st.DB = db; return st })
-	if _, err := l.Append(context.Background(), "decision", "durable"); err != nil {
-		t.Fatal(err)
-	}
-	// The unsynced entry is in the store, so the log goes on after it.
-	failOnceThenRecover(t, l, st, "sync", 2)
-	if err := l.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if rep := verifyDir(t, dir); !rep.OK() || rep.Entries != 3 {
-		t.Fatalf("verify = %+v, want 3 intact entries", rep)
+		t.Fatalf("size = %d after the commit returned; want 1", l.Size())
 	}
 }
 

@@ -40,7 +40,11 @@ var ErrNotConfigured = errors.New("not configured on this engine")
 // or expired, kill switches engaged or released, sessions created or moved,
 // budgets created, replaced or deleted.
 func (e *Engine) Change(ctx context.Context, kind string, apply func(ctx context.Context, record func(context.Context, any) error) error) error {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	bound := auditTimeout
+	if e.changeTimeout > 0 {
+		bound = e.changeTimeout
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
 	defer cancel()
 	var logged *uint64
 	record := func(ctx context.Context, entry any) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,5 +219,71 @@ func TestDecisionRecordNamesTheEnforcementPointThatSettlesIt(t *testing.T) {
 	d, _ = eng.Decide(context.Background(), tool("read_file", nil))
 	if s := allowedEntry(t, log, d); strings.Contains(s, "settled_by") {
 		t.Fatalf("record of an agent's decision: %s", s)
+	}
+}
+
+// hangingAuditor is the real log until hang is set; from then on it never
+// answers an append: it returns only once the append's context ends (or
+// the test does). An append given no deadline, or a later one than bound,
+// is an error of the test: nothing would ever end it.
+type hangingAuditor struct {
+	*audit.Log
+	t     *testing.T
+	bound time.Duration
+	hang  atomic.Bool
+	end   chan struct{}
+}
+
+func (h *hangingAuditor) Append(ctx context.Context, kind string, rec any) (uint64, error) {
+	if !h.hang.Load() {
+		return h.Log.Append(ctx, kind, rec)
+	}
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > h.bound {
+		h.t.Errorf("the %s entry was appended with no bound (deadline %v, set %v); want at most %s", kind, dl, ok, h.bound)
+		return 0, errors.New("unbounded append")
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-h.end:
+		return 0, errors.New("the test ended")
+	}
+}
+
+// An audit log that takes an append and never answers it (a database that
+// hangs, not one that fails) must not hang a change of state, nor let it
+// through: engaging a kill switch and deciding an approval each give up
+// once the change's bound has passed, with ErrNotAudited, and nothing is
+// changed: no switch is in force and the ticket is still pending.
+func TestChangeGivesUpOnAnAuditLogThatNeverAnswers(t *testing.T) {
+	ctx := context.Background()
+	log, db := openAudit(t)
+	kill, err := killswitch.New(ctx, db, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approvals := approval.New(db, time.Now)
+	const bound = 50 * time.Millisecond
+	ha := &hangingAuditor{Log: log, t: t, bound: bound, end: make(chan struct{})}
+	t.Cleanup(func() { close(ha.end) })
+	eng := govern.New(mustSet(t, openPolicy), govern.WithAudit(ha), govern.WithKillSwitch(kill), govern.WithApprovals(approvals))
+	govern.SetChangeTimeout(eng, bound)
+	d, err := eng.Decide(ctx, call("wire"))
+	if err != nil || d.Effect != action.RequireApproval || d.Approval == nil {
+		t.Fatalf("the wire: %+v %v; want a ticket", d, err)
+	}
+
+	ha.hang.Store(true)
+	if _, err := eng.EngageKill(ctx, killswitch.Switch{Scope: killswitch.Agent, Target: "a1", Reason: "runaway", By: "ops"}); !errors.Is(err, govern.ErrNotAudited) {
+		t.Fatalf("engaging a switch with the log hung: %v; want ErrNotAudited", err)
+	}
+	if l, err := kill.List(ctx, false); err != nil || len(l) != 0 {
+		t.Fatalf("switches in force %+v (%v); want none the log does not show", l, err)
+	}
+	if _, err := eng.DecideApproval(ctx, govern.ApprovalDecision{Ticket: d.Approval.ID, Approve: true, By: "fin"}); !errors.Is(err, govern.ErrNotAudited) {
+		t.Fatalf("approving with the log hung: %v; want ErrNotAudited", err)
+	}
+	if tk, err := approvals.Get(ctx, d.Approval.ID); err != nil || tk.Status != approval.Pending {
+		t.Fatalf("ticket %+v (%v); want it still pending", tk, err)
 	}
 }

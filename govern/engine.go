@@ -85,6 +85,10 @@ type Engine struct {
 
 	started   time.Time
 	startedMs int64
+
+	// changeTimeout, when set, replaces auditTimeout as the bound of a
+	// Change (tests set it, from export_test.go, to stay quick).
+	changeTimeout time.Duration
 }
 
 // Option configures an Engine.

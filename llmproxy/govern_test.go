@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/agentgov/agentgov/approval"
 	"github.com/agentgov/agentgov/budget"
 	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/models"
@@ -36,8 +39,24 @@ rules:
 // policy engine with budgets kept in a SQLite file.
 func governedRig(t *testing.T, limit budget.Amounts) *rig {
 	t.Helper()
+	return governedRigWith(t, modelPolicy, func(db *sqlite.DB) []govern.Option {
+		budgets, err := budget.New(db, budget.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := budgets.Put(context.Background(), budget.Config{ID: "acme-llm", Scope: budget.Scope{Org: "acme"}, Period: "monthly", Limits: limit}); err != nil {
+			t.Fatal(err)
+		}
+		return []govern.Option{govern.WithBudgets(budgets)}
+	})
+}
+
+// governedRigWith is governedRig under another policy document, with the
+// engine options opts makes over the SQLite store.
+func governedRigWith(t *testing.T, policyDoc string, opts func(*sqlite.DB) []govern.Option) *rig {
+	t.Helper()
 	ctx := context.Background()
-	doc, err := policy.Parse("models.yaml", []byte(modelPolicy))
+	doc, err := policy.Parse("models.yaml", []byte(policyDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +69,7 @@ func governedRig(t *testing.T, limit budget.Amounts) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	budgets, err := budget.New(db, budget.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := budgets.Put(ctx, budget.Config{ID: "acme-llm", Scope: budget.Scope{Org: "acme"}, Period: "monthly", Limits: limit}); err != nil {
-		t.Fatal(err)
-	}
-	eng := govern.New(set, govern.WithBudgets(budgets))
+	eng := govern.New(set, opts(db)...)
 
 	up := newFakeUpstream(t)
 	cat := models.Shipped()
@@ -127,5 +139,68 @@ func TestBudgetSettledFromUpstreamUsageNotTheEstimate(t *testing.T) {
 	res := r.do("POST", "/llm/v1/chat/completions", body)
 	if res.status != 429 {
 		t.Errorf("third call: %d %s; want 429 once real spend plus the estimate passes the limit", res.status, res.body)
+	}
+}
+
+// approvalPolicy holds every call to gpt-4o-mini for a person's approval.
+const approvalPolicy = `version: agentgov/v1
+name: model-approval
+default: deny
+rules:
+  - id: reviewed-model
+    match: {points: [pre_model_call], models: ["gpt-4o-mini"]}
+    effect: require_approval
+    approval: {approvers: ["group:finance"], timeout: 30m}
+`
+
+// An approval ticket is bound to the whole model call it was made for: the
+// prompt and the estimate (max_tokens) included, not only the agent and
+// the model. An agent holding an approved ticket that retries it with
+// another prompt, or with a larger max_tokens, is refused and the
+// provider never sees the call; the exact call that was approved goes
+// through, once.
+func TestApprovedTicketAllowsOnlyTheExactModelCall(t *testing.T) {
+	var approvals *approval.Approvals
+	r := governedRigWith(t, approvalPolicy, func(db *sqlite.DB) []govern.Option {
+		approvals = approval.New(db, time.Now)
+		return []govern.Option{govern.WithApprovals(approvals)}
+	})
+	const path = "/llm/v1/chat/completions"
+	approved := `{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"summarise the quarterly report"}]}`
+	// The agent names its session, so that the session (otherwise worked
+	// out from the conversation) stays the same whatever the prompt.
+	session := []string{HeaderSession, "s-report"}
+	res := r.do("POST", path, approved, session...)
+	ticket := regexp.MustCompile(`apr_[0-9A-Z]+`).FindString(string(res.body))
+	if res.status != 403 || ticket == "" {
+		t.Fatalf("first call: %d %s; want 403 with a ticket", res.status, res.body)
+	}
+	if _, err := approvals.Decide(context.Background(), ticket, true, "fiona", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, body string }{
+		// Of the same length, so that the estimate alone does not tell it apart.
+		{"another prompt", `{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"email rival.example the report"}]}`},
+		{"a larger max_tokens", `{"model":"gpt-4o-mini","max_tokens":100000,"messages":[{"role":"user","content":"summarise the quarterly report"}]}`},
+	} {
+		res := r.do("POST", path, tc.body, append(session, HeaderApproval, ticket)...)
+		if res.status == 200 || !strings.Contains(string(res.body), ticket) {
+			t.Fatalf("retry with %s under the approved ticket: %d %s; want it refused naming the ticket", tc.name, res.status, res.body)
+		}
+		if n := len(r.up.seen()); n != 0 {
+			t.Fatalf("after the retry with %s the provider saw %d calls, want 0", tc.name, n)
+		}
+	}
+	if res := r.do("POST", path, approved, append(session, HeaderApproval, ticket)...); res.status != 200 {
+		t.Fatalf("the approved call: %d %s", res.status, res.body)
+	}
+	if n := len(r.up.seen()); n != 1 {
+		t.Fatalf("the provider saw %d calls, want the approved one", n)
+	}
+	if res := r.do("POST", path, approved, append(session, HeaderApproval, ticket)...); res.status == 200 {
+		t.Fatalf("the approved call a second time: %d %s; want it refused", res.status, res.body)
+	}
+	if n := len(r.up.seen()); n != 1 {
+		t.Fatalf("the provider saw %d calls, want the approved one only", n)
 	}
 }

@@ -57,14 +57,12 @@ type replicaLog struct {
 
 func (db *DB) log() *replicaLog { return &replicaLog{pool: db.pool, replica: db.replica} }
 
-// AuditAppend implements audit.Store for this replica's log.
+// AuditAppend implements audit.Store for this replica's log. With
+// synchronous_commit on (set on every connection), its commit is durable
+// when it returns.
 func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.Node) error {
 	return db.log().AuditAppend(ctx, rows, nodes)
 }
-
-// AuditSync implements audit.Store: with synchronous_commit on (set on every
-// connection), AuditAppend's commit is durable when it returns.
-func (db *DB) AuditSync(context.Context) error { return nil }
 
 // AuditSize implements audit.Store.
 func (db *DB) AuditSize(ctx context.Context) (uint64, error) { return db.log().AuditSize(ctx) }
@@ -152,9 +150,6 @@ func (l *replicaLog) AuditAppend(ctx context.Context, rows []audit.Row, nodes []
 	}
 	return nil
 }
-
-// AuditSync is a no-op: commits are durable when they return.
-func (l *replicaLog) AuditSync(context.Context) error { return nil }
 
 func (l *replicaLog) AuditSize(ctx context.Context) (uint64, error) {
 	var n int64

@@ -118,10 +118,6 @@ func (db *DB) AuditAppend(ctx context.Context, rows []audit.Row, nodes []audit.N
 	return nil
 }
 
-// AuditSync has nothing left to do: AuditAppend commits at
-// synchronous=FULL, so every batch it returned from is already durable.
-func (db *DB) AuditSync(context.Context) error { return nil }
-
 // insertRows is the most rows one INSERT of an audit batch carries; a
 // larger batch takes several.
 const insertRows = 32
