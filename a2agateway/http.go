@@ -140,8 +140,7 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request, c *call) {
 		writeRPC(w, req.ID, res, e)
 	case "message/stream":
 		ctx, span := g.startSpan(ctx, r, c)
-		g.stream(ctx, w, c, req.Params)
-		endSpan(span, nil)
+		endSpan(span, g.stream(ctx, w, c, req.Params))
 	case "tasks/get":
 		res, e := g.taskCall(ctx, c, req.Params)
 		writeRPC(w, req.ID, res, e)

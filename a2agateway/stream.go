@@ -52,7 +52,10 @@ type streamItem struct {
 // when a kill switch stops the caller (looked for at every event, and
 // every KillPoll while the upstream is silent), or when the upstream's
 // stream breaks or ends before the task finished.
-func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, raw json.RawMessage) {
+//
+// It returns the error the stream ended with, for the message's span; nil
+// when it ended as the task's turn did, or the caller went away.
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, raw json.RawMessage) (ended *rpcError) {
 	s := &sse{w: w, rc: http.NewResponseController(w), id: c.id}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -63,12 +66,12 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 	if e != nil {
 		g.refuseMethod(ctx, c, "bad_request")
 		s.write(nil, e)
-		return
+		return e
 	}
 	d, e := g.decideMessage(ctx, c, p, ticket)
 	if e != nil {
 		s.write(nil, e)
-		return
+		return e
 	}
 	x := &exchange{c: c, pre: d, start: g.now(), task: string(p.Message.TaskID)}
 	sctx, cancel := context.WithCancel(ctx)
@@ -95,6 +98,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 	finished := false
 	// fail ends the stream with e, settled as an error.
 	fail := func(e *rpcError, why string) {
+		ended = e
 		cancel()
 		// Recorded before the caller hears of it.
 		g.settle(ctx, x, "error", why)

@@ -86,3 +86,31 @@ func TestMessageSpanJoinsTheCallersTraceAndReachesTheAgent(t *testing.T) {
 		t.Errorf("a refused message reached the agent")
 	}
 }
+
+// A stream's span ends with the JSON-RPC code of the error event the
+// stream ended with (here a reply withheld for the credential it carries);
+// a stream that ends with the task's turn ends its span without one.
+func TestStreamSpanEndsWithTheErrorItEndedWith(t *testing.T) {
+	tr := &calltracetest.Recorder{}
+	h := start(t, nil, func(c *Config) { c.Tracer = tr })
+	stream := func(text string) []map[string]any {
+		return h.rpc(t, "caller", "message/stream", map[string]any{"message": map[string]any{
+			"kind": "message", "messageId": "m-" + text[:4], "role": "user", "parts": []any{map[string]any{"kind": "text", "text": text}}}})
+	}
+	out := stream("task the quarterly report")
+	if _, isErr := out[len(out)-1]["error"]; isErr {
+		t.Fatalf("the clean stream ended with an error: %v", out[len(out)-1])
+	}
+	out = stream("task " + fakeToken)
+	code, _, _ := rpcErr(t, out[len(out)-1])
+	spans := tr.All()
+	if len(spans) != 2 {
+		t.Fatalf("spans %+v", spans)
+	}
+	if spans[0].Ends != 1 || spans[0].Ended.ErrorType != "" {
+		t.Errorf("the clean stream's span ended %d times with %+v", spans[0].Ends, spans[0].Ended)
+	}
+	if spans[1].Ends != 1 || spans[1].Ended.ErrorType != fmt.Sprint(int64(code)) || !strings.Contains(spans[1].Ended.Error, "credential") {
+		t.Errorf("the withheld stream's span: code %v, ended %d times with %+v", code, spans[1].Ends, spans[1].Ended)
+	}
+}
