@@ -1,9 +1,9 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"sort"
 	"strconv"
 
@@ -14,6 +14,8 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 
 	"github.com/agentgov/agentgov/action"
+	"github.com/agentgov/agentgov/shellcmd"
+	"github.com/agentgov/agentgov/sqlstmt"
 )
 
 // readerFunctions lets conditions read paths, shell command lines and SQL
@@ -79,7 +81,7 @@ func shellCommandsVal(v ref.Val) ref.Val {
 	if err != nil {
 		return types.NewErr("shell_commands: %v", err)
 	}
-	return commandsVal(shellCommandsOf(ps))
+	return commandsVal(shellcmd.Commands(ps))
 }
 
 func shellPipelinesVal(v ref.Val) ref.Val {
@@ -141,8 +143,8 @@ func cleanPathsVal(v ref.Val) ref.Val {
 	return stringsVal(out)
 }
 
-func sqlStatementsVal(v ref.Val) ref.Val { return sqlVal("sql_statements", v, sqlStatements) }
-func sqlInjectedVal(v ref.Val) ref.Val   { return sqlVal("sql_injected", v, sqlInjected) }
+func sqlStatementsVal(v ref.Val) ref.Val { return sqlVal("sql_statements", v, sqlstmt.Statements) }
+func sqlInjectedVal(v ref.Val) ref.Val   { return sqlVal("sql_injected", v, sqlstmt.Injected) }
 
 // sqlVal reads every string v holds with read, each result once.
 func sqlVal(name string, v ref.Val, read func(string) []string) ref.Val {
@@ -162,6 +164,8 @@ func sqlVal(name string, v ref.Val, read func(string) []string) ref.Val {
 	return stringsVal(out)
 }
 
+var errNotCommand = errors.New("want a string (a command line), a list of strings (argv) or a map (arguments)")
+
 // maxProgramPairs bounds how many (program, argument list) pairs one object
 // may form; more is refused rather than read in quadratic time.
 const maxProgramPairs = 4096
@@ -171,8 +175,8 @@ const maxProgramPairs = 4096
 // a command line; a map is read value by value, and a one-word string beside
 // a list of strings in the same map ({"command": "rm", "args": ["-rf",
 // "/"]}) is that program run with those arguments.
-func readCommands(v ref.Val) ([]shellPipeline, error) {
-	var out []shellPipeline
+func readCommands(v ref.Val) ([]shellcmd.Pipeline, error) {
+	var out []shellcmd.Pipeline
 	var walk func(x any, depth int) error
 	walk = func(x any, depth int) error {
 		if depth > action.MaxNesting+1 {
@@ -180,12 +184,12 @@ func readCommands(v ref.Val) ([]shellPipeline, error) {
 		}
 		switch x := x.(type) {
 		case string:
-			ps, err := parseShell(x)
+			ps, err := shellcmd.Parse(x)
 			out = append(out, ps...)
 			return err
 		case []any:
 			if argv, ok := scalars(x); ok && len(argv) > 0 {
-				ps, err := argvPipeline(argv)
+				ps, err := shellcmd.ParseArgv(argv)
 				if err != nil {
 					return err
 				}
@@ -203,7 +207,7 @@ func readCommands(v ref.Val) ([]shellPipeline, error) {
 			for _, k := range keys {
 				switch e := x[k].(type) {
 				case string:
-					if ps, err := parseShell(e); err == nil && len(ps) == 1 && len(ps[0]) == 1 && len(ps[0][0]) == 1 {
+					if ps, err := shellcmd.Parse(e); err == nil && len(ps) == 1 && len(ps[0]) == 1 && len(ps[0][0]) == 1 {
 						programs = append(programs, e)
 					}
 				case []any:
@@ -217,7 +221,7 @@ func readCommands(v ref.Val) ([]shellPipeline, error) {
 			}
 			for _, prog := range programs {
 				for _, l := range lists {
-					ps, err := argvPipeline(append([]string{prog}, l...))
+					ps, err := shellcmd.ParseArgv(append([]string{prog}, l...))
 					if err != nil {
 						return err
 					}
@@ -242,16 +246,6 @@ func readCommands(v ref.Val) ([]shellPipeline, error) {
 		return nil, errNotCommand
 	}
 	return out, walk(x, 0)
-}
-
-// argvPipeline is the pipeline of one command given as its words, with the
-// commands it runs in turn.
-func argvPipeline(argv []string) (shellPipeline, error) {
-	p := &shellParser{}
-	// An argv has no assignments (plain prefix 0): only a shell reads
-	// NAME=value as one.
-	cmds := p.finish(&cmdState{words: slices.Clone(argv), plain: make([]int, len(argv))}, 0)
-	return cmds, p.err
 }
 
 // scalars returns the list's elements as words when all are scalars.

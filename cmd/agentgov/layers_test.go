@@ -55,7 +55,11 @@ var forbidden = map[string][]string{
 
 	// What the transports tell a tracer: plain data, below them all.
 	"calltrace": {"*"},
-	"anomaly":   {"policy", "govern", "trust", "killswitch", "server", "mcp", "llmproxy", "audit", "store/sqlite", "store/postgres", "client", "config"},
+
+	// Readers of command lines and SQL: plain parsers, below the policy language.
+	"shellcmd": {"*"},
+	"sqlstmt":  {"*"},
+	"anomaly":  {"policy", "govern", "trust", "killswitch", "server", "mcp", "llmproxy", "audit", "store/sqlite", "store/postgres", "client", "config"},
 }
 
 type listed struct {

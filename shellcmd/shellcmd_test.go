@@ -1,4 +1,4 @@
-package policy
+package shellcmd
 
 import (
 	"fmt"
@@ -60,12 +60,12 @@ func TestShellCommandsReadsAsAShellWould(t *testing.T) {
 		{`f() { rm -rf /; }; f`, `["f("] ["rm" "-rf" "/"] ["f"]`},
 		{``, ``},
 	} {
-		ps, err := parseShell(c.line)
+		ps, err := Parse(c.line)
 		if err != nil {
 			t.Errorf("%s: %v", c.line, err)
 			continue
 		}
-		if got := show(shellCommandsOf(ps)); got != c.want {
+		if got := show(Commands(ps)); got != c.want {
 			t.Errorf("%s\n got  %s\n want %s", c.line, got, c.want)
 		}
 	}
@@ -85,7 +85,7 @@ func TestShellPipelinesKeepWhatFeedsWhat(t *testing.T) {
 		{`echo eA== | base64 -d | sh`, []string{"echo base64 sh"}},
 		{`curl x > f && sh f`, []string{"curl", "sh"}},
 	} {
-		ps, err := parseShell(c.line)
+		ps, err := Parse(c.line)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,21 +107,21 @@ func TestShellPipelinesKeepWhatFeedsWhat(t *testing.T) {
 // rather than missing what lies deeper.
 func TestShellNestingIsBounded(t *testing.T) {
 	line := strings.Repeat("$(", 40) + "rm -rf /" + strings.Repeat(")", 40)
-	if _, err := parseShell(line); err == nil {
+	if _, err := Parse(line); err == nil {
 		t.Fatal("no error for 40 levels of $(...)")
 	}
 	line = strings.Repeat(`bash -c "`, 1) + `eval 'eval "eval rm"'` + `"`
-	if _, err := parseShell(line); err != nil {
+	if _, err := Parse(line); err != nil {
 		t.Fatalf("%s: %v", line, err)
 	}
 }
 
-func FuzzParseShell(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{`rm -rf /`, `a "b $(c 'd' ` + "`e`" + `)" <(f) {g,h} $'\x41'`, `((`, `$((1+2))`, `${x`, `"\`, `{ a; }`, `sudo -u`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = parseShell(s)
+		_, _ = Parse(s)
 	})
 }
 
@@ -129,22 +129,22 @@ func FuzzParseShell(f *testing.F) {
 // argument) is read as the word and its pieces: no error, no blow-up, and
 // {/,x} cannot hide behind a thousand other lists.
 func TestBraceExpansionIsBounded(t *testing.T) {
-	ps, err := parseShell("rm -rf " + strings.Repeat("{a,b}", 20) + "{/,x}")
+	ps, err := Parse("rm -rf " + strings.Repeat("{a,b}", 20) + "{/,x}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cmds := shellCommandsOf(ps); len(cmds) != 1 || !slices.Contains(cmds[0], "/") {
+	if cmds := Commands(ps); len(cmds) != 1 || !slices.Contains(cmds[0], "/") {
 		t.Fatalf("%d commands; / among the words: %v", len(cmds), len(cmds) == 1 && slices.Contains(cmds[0], "/"))
 	}
-	ps, err = parseShell("rm -rf " + strings.Repeat("{a,b}", 20) + "/e{tc,x}")
-	if err != nil || !slices.Contains(shellCommandsOf(ps)[0], "/e") {
+	ps, err = Parse("rm -rf " + strings.Repeat("{a,b}", 20) + "/e{tc,x}")
+	if err != nil || !slices.Contains(Commands(ps)[0], "/e") {
 		t.Fatalf("err %v; /e not among the words", err)
 	}
 	json := "{" + strings.Repeat(`"k":1,`, 300) + `"z":2}`
-	if ps, err := parseShell("echo " + json); err != nil || len(shellCommandsOf(ps)[0]) < 300 {
+	if ps, err := Parse("echo " + json); err != nil || len(Commands(ps)[0]) < 300 {
 		t.Fatalf("minified JSON: err %v", err)
 	}
-	if _, err := parseShell("echo " + strings.Repeat("{a,b}", 200000)); err != nil {
+	if _, err := Parse("echo " + strings.Repeat("{a,b}", 200000)); err != nil {
 		t.Fatal(err)
 	}
 }

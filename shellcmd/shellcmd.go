@@ -1,49 +1,48 @@
-package policy
+// Package shellcmd reads a shell command line the way a POSIX shell (and
+// bash) splits it into commands and words, so that policies see `"rm" -rf /`,
+// `r\m -rf /`, `sudo rm -rf /` and `bash -c 'rm -rf /'` as the rm command
+// they are. It does not run anything: expansions whose value is only known at
+// run time ($VAR, $(...), `...`) stay in the word as written, and the
+// commands inside a substitution are read as commands of their own.
+package shellcmd
 
 import (
-	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-// This file reads a shell command line the way a POSIX shell (and bash)
-// splits it into commands and words, so that policies see `"rm" -rf /`,
-// `r\m -rf /`, `sudo rm -rf /` and `bash -c 'rm -rf /'` as the rm command
-// they are. It does not run anything: expansions whose value is only known at
-// run time ($VAR, $(...), `...`) stay in the word as written, and the
-// commands inside a substitution are read as commands of their own.
-
-// maxShellDepth bounds how deeply command lines may nest inside each other
+// maxDepth bounds how deeply command lines may nest inside each other
 // ($(...) in sh -c '...' in eval ...). Deeper input is an error, which makes
 // a deny rule fail closed.
-const maxShellDepth = 16
+const maxDepth = 16
 
 // maxBraceWords bounds what one word's brace expansion ({a,b}{c,d}) may
 // produce; a word that would expand to more is read as its pieces.
 const maxBraceWords = 256
 
-var errShellTooDeep = fmt.Errorf("command line nested more than %d levels deep", maxShellDepth)
+var errTooDeep = fmt.Errorf("command line nested more than %d levels deep", maxDepth)
 
-// shellPipeline is the commands of one pipeline (a | b |& c), together with
+// Pipeline is the commands of one pipeline (a | b |& c), together with
 // those of groups, substitutions and command strings inside them, each as
 // its words with quoting removed. The first word is the command's name
 // without its directory.
-type shellPipeline [][]string
+type Pipeline [][]string
 
-// parseShell splits a command line into pipelines.
-func parseShell(src string) ([]shellPipeline, error) {
-	p := &shellParser{src: src}
+// Parse splits a command line into pipelines.
+func Parse(src string) ([]Pipeline, error) {
+	p := &parser{src: src}
 	p.list(0, 0)
 	return p.out, p.err
 }
 
-type shellParser struct {
+type parser struct {
 	src string
 	pos int
-	out []shellPipeline
+	out []Pipeline
 	err error
 }
 
@@ -66,14 +65,14 @@ const (
 // '}', until the group closes. Below the top it returns the commands it
 // read (they join the enclosing pipeline); at the top it appends whole
 // pipelines to p.out.
-func (p *shellParser) list(depth int, closer byte) [][]string {
-	if depth > maxShellDepth {
-		p.fail(errShellTooDeep)
+func (p *parser) list(depth int, closer byte) [][]string {
+	if depth > maxDepth {
+		p.fail(errTooDeep)
 		p.pos = len(p.src)
 		return nil
 	}
 	var group [][]string // every command read, below the top
-	var pipe shellPipeline
+	var pipe Pipeline
 	var cmd cmdState
 	var word strings.Builder
 	var direct string   // the word, while it is one unquoted run of src
@@ -285,13 +284,13 @@ func (p *shellParser) list(depth int, closer byte) [][]string {
 	return group
 }
 
-func (p *shellParser) fail(err error) {
+func (p *parser) fail(err error) {
 	if p.err == nil {
 		p.err = err
 	}
 }
 
-func (p *shellParser) peek(off int) byte {
+func (p *parser) peek(off int) byte {
 	if p.pos+off < len(p.src) {
 		return p.src[p.pos+off]
 	}
@@ -300,7 +299,7 @@ func (p *shellParser) peek(off int) byte {
 
 // isWordEnd reports whether the byte at off ends a word ({ and } are
 // reserved words only when they stand alone).
-func (p *shellParser) isWordEnd(off int) bool {
+func (p *parser) isWordEnd(off int) bool {
 	switch p.peek(off) {
 	case 0, ' ', '\t', '\n', ';', '&', '|', ')', '\r':
 		return true
@@ -309,7 +308,7 @@ func (p *shellParser) isWordEnd(off int) bool {
 }
 
 // redirection reads a redirection operator at p.pos.
-func (p *shellParser) redirection() string {
+func (p *parser) redirection() string {
 	for _, op := range []string{"<<<", "<<-", "<<", "<>", "<&", ">>", ">|", ">&", "<", ">"} {
 		if strings.HasPrefix(p.src[p.pos:], op) {
 			p.pos += len(op)
@@ -322,7 +321,7 @@ func (p *shellParser) redirection() string {
 
 // doubleQuoted reads up to the closing quote; p.pos is just past the
 // opening one.
-func (p *shellParser) doubleQuoted(depth int) (string, [][]string) {
+func (p *parser) doubleQuoted(depth int) (string, [][]string) {
 	var b strings.Builder
 	var inner [][]string
 	for p.pos < len(p.src) {
@@ -360,7 +359,7 @@ func (p *shellParser) doubleQuoted(depth int) (string, [][]string) {
 
 // dollar reads an expansion at p.pos ($NAME, ${...}, $((...)), $(...)) and
 // returns it as written, with the commands of a command substitution.
-func (p *shellParser) dollar(depth int) (string, [][]string) {
+func (p *parser) dollar(depth int) (string, [][]string) {
 	start := p.pos
 	switch {
 	case strings.HasPrefix(p.src[p.pos:], "$(("):
@@ -393,7 +392,7 @@ func isNameByte(c byte) bool {
 
 // skipBalanced moves past `open`ed text until `depth` closers balance it,
 // stepping over quotes.
-func (p *shellParser) skipBalanced(open, close byte, depth int) {
+func (p *parser) skipBalanced(open, close byte, depth int) {
 	for p.pos < len(p.src) && depth > 0 {
 		switch c := p.src[p.pos]; c {
 		case open:
@@ -413,7 +412,7 @@ func (p *shellParser) skipBalanced(open, close byte, depth int) {
 }
 
 // backtick reads `...`: its text, unescaped, is a command line of its own.
-func (p *shellParser) backtick(depth int) (string, [][]string) {
+func (p *parser) backtick(depth int) (string, [][]string) {
 	start := p.pos
 	p.pos++
 	var b strings.Builder
@@ -431,12 +430,12 @@ func (p *shellParser) backtick(depth int) (string, [][]string) {
 }
 
 // nested reads src as a command line of its own and returns its commands.
-func (p *shellParser) nested(src string, depth int) [][]string {
-	if depth > maxShellDepth {
-		p.fail(errShellTooDeep)
+func (p *parser) nested(src string, depth int) [][]string {
+	if depth > maxDepth {
+		p.fail(errTooDeep)
 		return nil
 	}
-	q := &shellParser{src: src}
+	q := &parser{src: src}
 	group := q.list(depth, wholeLine)
 	if q.err != nil {
 		p.fail(q.err)
@@ -445,7 +444,7 @@ func (p *shellParser) nested(src string, depth int) [][]string {
 }
 
 // ansiC decodes $'...' (p.pos is past the opening quote).
-func (p *shellParser) ansiC() string {
+func (p *parser) ansiC() string {
 	var b strings.Builder
 	for p.pos < len(p.src) {
 		c := p.src[p.pos]
@@ -501,7 +500,7 @@ func (p *shellParser) ansiC() string {
 
 // number reads up to maxDigits digits in base and returns the character
 // they name: a byte, or a rune when asRune.
-func (p *shellParser) number(base, maxDigits int, asRune bool) string {
+func (p *parser) number(base, maxDigits int, asRune bool) string {
 	start := p.pos
 	for p.pos < len(p.src) && p.pos-start < maxDigits && isDigitIn(p.src[p.pos], base) {
 		p.pos++
@@ -552,7 +551,7 @@ func isShellSpecial(c byte) bool {
 // finish turns a collected simple command into the commands a policy sees:
 // itself (assignments and leading keywords removed, the name without its
 // directory) and what it runs in turn (sudo rm ..., sh -c '...').
-func (p *shellParser) finish(c *cmdState, depth int) [][]string {
+func (p *parser) finish(c *cmdState, depth int) [][]string {
 	words, plain := c.words, c.plain
 	for len(words) > 0 && isAssignment(words[0], plain[0]) {
 		words, plain = words[1:], plain[1:]
@@ -646,9 +645,9 @@ var shells = map[string]bool{
 }
 
 // unwrap returns the commands that cmd runs in turn.
-func (p *shellParser) unwrap(cmd []string, heres []string, depth int) [][]string {
-	if depth+1 > maxShellDepth {
-		p.fail(errShellTooDeep)
+func (p *parser) unwrap(cmd []string, heres []string, depth int) [][]string {
+	if depth+1 > maxDepth {
+		p.fail(errTooDeep)
 		return nil
 	}
 	name := cmd[0]
@@ -902,13 +901,21 @@ func braceExpandBudget(w string, q []bool, budget *int) ([]string, error) {
 	return out, nil
 }
 
-// shellCommandsOf returns the commands of every pipeline, flattened.
-func shellCommandsOf(ps []shellPipeline) [][]string {
+// ParseArgv is the pipeline of one command given as its words (an argv),
+// with the commands it runs in turn (sudo rm -rf / runs rm -rf /).
+func ParseArgv(argv []string) (Pipeline, error) {
+	p := &parser{}
+	// An argv has no assignments (plain prefix 0): only a shell reads
+	// NAME=value as one.
+	cmds := p.finish(&cmdState{words: slices.Clone(argv), plain: make([]int, len(argv))}, 0)
+	return cmds, p.err
+}
+
+// Commands returns the commands of every pipeline, flattened.
+func Commands(ps []Pipeline) [][]string {
 	var out [][]string
 	for _, p := range ps {
 		out = append(out, p...)
 	}
 	return out
 }
-
-var errNotCommand = errors.New("want a string (a command line), a list of strings (argv) or a map (arguments)")

@@ -1,11 +1,4 @@
-package policy
-
-import (
-	"slices"
-	"strings"
-)
-
-// This file reads SQL text as a database splits it into statements, so that
+// Package sqlstmt reads SQL text as a database splits it into statements, so that
 // policies match DROP/**/TABLE and DeLeTe\nFROM t as the statements they
 // are. Each statement is normalised: comments removed, whitespace runs made
 // one space, keywords and names lower-cased, string literals replaced by ?
@@ -15,12 +8,18 @@ import (
 // of /*! ... */ comments; standard SQL and PostgreSQL do not. SQL that runs
 // other SQL given as a string (EXECUTE '...', PREPARE s FROM '...', a
 // PostgreSQL $$ body) has that string read as statements too.
+package sqlstmt
+
+import (
+	"slices"
+	"strings"
+)
 
 // maxSQLDepth bounds how deeply SQL strings holding SQL are read.
 const maxSQLDepth = 8
 
-// sqlStatements returns the normalised statements of src, in every reading.
-func sqlStatements(src string) []string {
+// Statements returns the normalised statements of src, in every reading.
+func Statements(src string) []string {
 	out := sqlRead(src, false, 0)
 	if strings.ContainsAny(src, `\#`) || strings.Contains(src, "/*!") || strings.Contains(src, `"`) {
 		seen := make(map[string]bool, len(out))
@@ -37,12 +36,12 @@ func sqlStatements(src string) []string {
 	return out
 }
 
-// sqlInjected returns how s reads pasted into SQL by a tool that builds its
+// Injected returns how s reads pasted into SQL by a tool that builds its
 // statements by concatenation: as is (after WHERE id =), after an opening '
-// and after an opening ". Each reading is normalised as by sqlStatements,
+// and after an opening ". Each reading is normalised as by Statements,
 // its statements joined by "; ", so that what follows the value stays next
 // to it: x'; DROP TABLE t reads "?; drop table t".
-func sqlInjected(s string) []string {
+func Injected(s string) []string {
 	var out []string
 	for _, q := range []string{"", "'", `"`} {
 		for _, mysql := range []bool{false, true} {
@@ -217,4 +216,24 @@ func dollarTag(s string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// isNameByte reports whether c may be part of an unquoted SQL identifier or
+// keyword (bytes of 0x80 and above are too, as UTF-8 letters).
+func isNameByte(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// lowerASCII lowers A-Z only: SQL folds the case of keywords and unquoted
+// names, and other letters are left as written.
+// Bytes are mapped one by one, so that text which is not UTF-8 stays as it
+// was.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -1,4 +1,4 @@
-package policy
+package sqlstmt
 
 import (
 	"slices"
@@ -30,7 +30,7 @@ func TestSQLStatementsReadsAsADatabaseWould(t *testing.T) {
 		{`unterminated 'literal`, []string{"unterminated ?"}},
 		{``, nil},
 	} {
-		got := sqlStatements(c.sql)
+		got := Statements(c.sql)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s\n got  %q\n want %q", c.sql, got, c.want)
 		}
@@ -42,7 +42,7 @@ func FuzzSQLStatements(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		_ = sqlStatements(s)
+		_ = Statements(s)
 	})
 }
 
@@ -56,7 +56,7 @@ func TestSQLRunFromStringsIsRead(t *testing.T) {
 		{`PREPARE s FROM 'DELETE FROM t'; EXECUTE s`, "delete from t"},
 		{`EXEC('DROP DATABASE d')`, "drop database d"},
 	} {
-		if got := sqlStatements(c.sql); !slices.Contains(got, c.want) {
+		if got := Statements(c.sql); !slices.Contains(got, c.want) {
 			t.Errorf("%s: %q lacks %q", c.sql, got, c.want)
 		}
 	}
@@ -73,7 +73,7 @@ func TestSQLInjectedKeepsWhatFollowsTheValue(t *testing.T) {
 		{`5; UPDATE orders SET status = 'shipped'`, "5; update orders set status = ?"},
 		{`1 OR 1=1`, "1 or 1=1"},
 	} {
-		if got := sqlInjected(c.value); !slices.Contains(got, c.want) {
+		if got := Injected(c.value); !slices.Contains(got, c.want) {
 			t.Errorf("%s: %q lacks %q", c.value, got, c.want)
 		}
 	}
