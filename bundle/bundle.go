@@ -257,7 +257,7 @@ func (b *Bundle) WriteFile(name string) error {
 
 // ReadFile reads and checks the archive at name (see Read).
 func ReadFile(name string) (*Bundle, error) {
-	f, err := os.Open(name)
+	f, err := openRegular(name)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}

@@ -183,15 +183,20 @@ func (s *scan) log(ctx context.Context, in Input, l Log) (audit.Checkpoint, stri
 	if !rep.OK() && uint64(rep.FirstBad) < cp.Size {
 		return cp, "", fmt.Errorf("report: the log does not verify at index %d (%s): a report over it would prove nothing", rep.FirstBad, rep.Reason)
 	}
-	if _, err := audit.OpenCheckpoint(cp.Note, l.Verifier); err != nil {
+	head, err := audit.OpenCheckpoint(cp.Note, l.Verifier)
+	if err != nil {
 		return cp, "", fmt.Errorf("report: the latest checkpoint: %w", err)
 	}
+	if head.Size != cp.Size {
+		return cp, "", fmt.Errorf("report: the latest checkpoint is stored for %d entries but signs %d", cp.Size, head.Size)
+	}
+	// The entries are counted in the pass that hashes them against the
+	// checkpoint's root, not trusted from the verification above: the
+	// store may change between two reads, and the numbers must be about
+	// exactly the entries the printed checkpoint signs.
 	t := &s.ev.Totals
 	lastLoad := ""
-	err = evidence.Walk(ctx, evidence.FromStore(l.Store), func(e audit.Entry) error {
-		if e.Index >= cp.Size {
-			return errStop
-		}
+	err = evidence.WalkSigned(ctx, l.Store, head, func(e audit.Entry) error {
 		var rec map[string]any
 		if e.Kind == "policy_load" {
 			// A refused load changed nothing; a shadow set's load changed
@@ -249,13 +254,11 @@ func (s *scan) log(ctx context.Context, in Input, l Log) (audit.Checkpoint, stri
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, errStop) {
-		return cp, "", err
+	if err != nil {
+		return cp, "", fmt.Errorf("report: %w", err)
 	}
 	return cp, lastLoad, nil
 }
-
-var errStop = errors.New("stop")
 
 // other counts the entries that are not decisions by what they record.
 func other(t *Totals, kind string, rec map[string]any) {
