@@ -31,7 +31,7 @@ func FuzzDecodeSend(f *testing.F) {
 		if _, ok := p.Message.Metadata[MetaApprovalID]; ok {
 			t.Fatalf("the ticket stayed in the metadata forwarded: %s", raw)
 		}
-		messageInput(p.Message, 1<<10)
+		messageInput(p.Message, p.Metadata, 1<<10)
 	})
 }
 

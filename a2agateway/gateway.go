@@ -108,7 +108,8 @@ type Config struct {
 	MaxArtifactBytes int64 // one artifact, all its parts and chunks
 	MaxFileBytes     int64 // one file part's inline bytes, decoded
 	Timeout          time.Duration
-	// MaxTasks bounds how many tasks the gateway remembers the owner of.
+	// MaxTasks bounds how many tasks and conversations the gateway
+	// remembers the owner of.
 	MaxTasks int
 	// KillPoll is how often a stream in flight looks for a kill switch
 	// while the upstream is silent.
@@ -131,8 +132,8 @@ type Gateway struct {
 	target action.Target
 
 	mu    sync.Mutex
-	tasks map[string]taskOwner
-	order []string // task ids, oldest first, for eviction
+	tasks map[string]taskOwner // by ownTask or ownContext and the id
+	order []string             // keys of tasks, oldest first, for eviction
 }
 
 // taskOwner is who started a task: only that agent may read or cancel it.
@@ -190,18 +191,37 @@ func New(cfg Config) (*Gateway, error) {
 // Name is the agent this gateway governs.
 func (g *Gateway) Name() string { return g.cfg.Name }
 
+// Kinds of what the gateway remembers the owner of.
+const (
+	ownTask    = "task:"
+	ownContext = "context:"
+)
+
+// maxIDBytes bounds the ids remembered: an upstream cannot fill the
+// gateway's memory with a few huge ones. A longer id is never anyone's.
+const maxIDBytes = 1024
+
 // rememberTask binds a task to the agent whose message started it.
-func (g *Gateway) rememberTask(id string, who taskOwner) {
-	if id == "" {
+func (g *Gateway) rememberTask(id string, who taskOwner) { g.remember(ownTask, id, who) }
+
+// rememberContext binds a conversation (contextId) to the agent it was
+// opened for.
+func (g *Gateway) rememberContext(id string, who taskOwner) { g.remember(ownContext, id, who) }
+
+// remember binds id to who unless it is bound already: the first owner
+// stays.
+func (g *Gateway) remember(kind, id string, who taskOwner) {
+	if id == "" || len(id) > maxIDBytes {
 		return
 	}
+	key := kind + id
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.tasks[id]; ok {
+	if _, ok := g.tasks[key]; ok {
 		return
 	}
-	g.tasks[id] = who
-	g.order = append(g.order, id)
+	g.tasks[key] = who
+	g.order = append(g.order, key)
 	for len(g.order) > g.cfg.MaxTasks {
 		delete(g.tasks, g.order[0])
 		g.order = g.order[1:]
@@ -209,10 +229,15 @@ func (g *Gateway) rememberTask(id string, who taskOwner) {
 }
 
 // taskOf returns the owner of a task the gateway has seen.
-func (g *Gateway) taskOf(id string) (taskOwner, bool) {
+func (g *Gateway) taskOf(id string) (taskOwner, bool) { return g.ownerOf(ownTask, id) }
+
+// contextOf returns the owner of a conversation the gateway has seen.
+func (g *Gateway) contextOf(id string) (taskOwner, bool) { return g.ownerOf(ownContext, id) }
+
+func (g *Gateway) ownerOf(kind, id string) (taskOwner, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	o, ok := g.tasks[id]
+	o, ok := g.tasks[kind+id]
 	return o, ok
 }
 

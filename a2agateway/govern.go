@@ -86,16 +86,30 @@ func (g *Gateway) decideMessage(ctx context.Context, c *call, p *a2a.MessageSend
 		g.record(ctx, "a2a.message", rec)
 		return action.Decision{}, codeError(e)
 	}
-	if m.TaskID != "" {
-		// A message may continue the caller's own task only.
-		if o, ok := g.taskOf(string(m.TaskID)); !ok || o.agent != c.agent.ID {
-			g.refused("unknown_task")
-			rec.Effect, rec.Reasons = action.Deny, []string{"gateway: task not known as the caller's"}
-			g.record(ctx, "a2a.message", rec)
-			return action.Decision{}, &rpcError{Code: rpcTaskNotFound, Message: fmt.Sprintf("task %q not found", truncate(string(m.TaskID), 100))}
+	notFound := func(what, id string) (action.Decision, *rpcError) {
+		g.refused("unknown_task")
+		rec.Effect, rec.Reasons = action.Deny, []string{"gateway: " + what + " not known as the caller's"}
+		g.record(ctx, "a2a.message", rec)
+		return action.Decision{}, &rpcError{Code: rpcTaskNotFound, Message: fmt.Sprintf("%s %q not found", what, truncate(id, 100))}
+	}
+	// A message may continue, or bring in for context, the caller's own
+	// tasks only.
+	for _, id := range append([]a2a.TaskID{m.TaskID}, m.ReferenceTasks...) {
+		if id == "" {
+			continue
+		}
+		if o, ok := g.taskOf(string(id)); !ok || o.agent != c.agent.ID {
+			return notFound("task", string(id))
 		}
 	}
-	in, e := messageInput(m, g.cfg.MaxFileBytes)
+	// A conversation is the caller's it was opened for; one the gateway
+	// has not seen is the caller's from this message on.
+	if m.ContextID != "" {
+		if o, ok := g.contextOf(m.ContextID); ok && o.agent != c.agent.ID {
+			return notFound("context", m.ContextID)
+		}
+	}
+	in, e := messageInput(m, p.Metadata, g.cfg.MaxFileBytes)
 	if e != nil {
 		return refuse(string(e.Code), e)
 	}
@@ -126,6 +140,7 @@ func (g *Gateway) decideMessage(ctx context.Context, c *call, p *a2a.MessageSend
 	}
 	switch d.Effect {
 	case action.Allow, action.Audit:
+		g.rememberContext(m.ContextID, taskOwner{agent: c.agent.ID, session: c.session})
 		return d, nil
 	case action.RequireApproval:
 		return d, approvalError(g.cfg.Name, d)
@@ -194,9 +209,9 @@ func (g *Gateway) release(ctx context.Context, c *call, ev a2a.Event) (string, *
 		if c.session == "" && info.ContextID != "" {
 			c.session = "a2a-" + info.ContextID
 		}
-		if info.TaskID != "" {
-			g.rememberTask(string(info.TaskID), taskOwner{agent: c.agent.ID, session: c.session})
-		}
+		who := taskOwner{agent: c.agent.ID, session: c.session}
+		g.rememberTask(string(info.TaskID), who)
+		g.rememberContext(info.ContextID, who)
 	}
 	in, e := replyInput(ev, g.cfg.MaxFileBytes, g.cfg.MaxArtifactBytes)
 	if e != nil {
@@ -286,6 +301,27 @@ func (g *Gateway) upstreamError(err error) *rpcError {
 	return codeError(errcode.Wrap(errcode.UpstreamUnreachable, fmt.Sprintf("upstream %s failed: %s", g.cfg.Name, maskText(err.Error())), err))
 }
 
+// upstreamFailure is upstreamError for a request that reached the
+// upstream: the text of its own JSON-RPC error is its words to the caller,
+// decided at post_agent_message like any reply, and withheld when that
+// decision does not allow it.
+func (g *Gateway) upstreamFailure(ctx context.Context, c *call, x *exchange, err error) *rpcError {
+	var re *rpcError
+	if errors.As(err, &re) && re.Message != "" {
+		m := &a2a.Message{Role: a2a.MessageRoleAgent, Parts: a2a.ContentParts{a2a.TextPart{Text: re.Message}}}
+		post, e := g.release(ctx, c, m)
+		if post != "" {
+			x.posts = append(x.posts, post)
+		}
+		if e != nil {
+			x.withheld = true
+			e.Message = fmt.Sprintf("%s (the text of its JSON-RPC error %d)", e.Message, re.Code)
+			return e
+		}
+	}
+	return g.upstreamError(err)
+}
+
 // send governs message/send: the message decided, forwarded, its reply
 // decided.
 func (g *Gateway) send(ctx context.Context, c *call, raw json.RawMessage) (any, *rpcError) {
@@ -303,8 +339,9 @@ func (g *Gateway) send(ctx context.Context, c *call, raw json.RawMessage) (any, 
 	res, err := g.up.call(cctx, "message/send", p)
 	cancel()
 	if err != nil {
+		e := g.upstreamFailure(ctx, c, x, err)
 		g.settle(ctx, x, "error", err.Error())
-		return nil, g.upstreamError(err)
+		return nil, e
 	}
 	ev, err := a2a.UnmarshalEventJSON(res)
 	if err == nil {
@@ -339,9 +376,8 @@ func (g *Gateway) send(ctx context.Context, c *call, raw json.RawMessage) (any, 
 // only; the task that comes back is a reply like any other.
 func (g *Gateway) taskCall(ctx context.Context, c *call, raw json.RawMessage) (any, *rpcError) {
 	var p struct {
-		ID            a2a.TaskID     `json:"id"`
-		HistoryLength *int           `json:"historyLength,omitempty"`
-		Metadata      map[string]any `json:"metadata,omitempty"`
+		ID            a2a.TaskID `json:"id"`
+		HistoryLength *int       `json:"historyLength,omitempty"`
 	}
 	if err := json.Unmarshal(raw, &p); err != nil || p.ID == "" {
 		g.refuseMethod(ctx, c, "bad_request")
@@ -373,11 +409,19 @@ func (g *Gateway) taskCall(ctx context.Context, c *call, raw json.RawMessage) (a
 	}
 	x := &exchange{c: c, start: g.now(), task: string(p.ID)}
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
-	res, err := g.up.call(cctx, c.method, p)
+	// Only the task's id (and for tasks/get how much history) goes on:
+	// nothing here is decided at pre_agent_message, so nothing else of the
+	// caller's may reach the upstream this way (metadata least of all).
+	var fwd any = &a2a.TaskIDParams{ID: p.ID}
+	if c.method == "tasks/get" {
+		fwd = &a2a.TaskQueryParams{ID: p.ID, HistoryLength: p.HistoryLength}
+	}
+	res, err := g.up.call(cctx, c.method, fwd)
 	cancel()
 	if err != nil {
+		e := g.upstreamFailure(ctx, c, x, err)
 		g.settle(ctx, x, "error", err.Error())
-		return nil, g.upstreamError(err)
+		return nil, e
 	}
 	var t a2a.Task
 	if err := json.Unmarshal(res, &t); err != nil {

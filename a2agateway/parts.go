@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/a2aproject/a2a-go/a2a"
@@ -17,14 +19,48 @@ import (
 const filesKey = "_files"
 
 // input is what policies see of some parts: their text as content, their
-// data as args.
+// data as args. The other free text that goes along with them (metadata,
+// extension URIs, an artifact's name and description) follows the text in
+// content: the other side reads it as surely as the text, so a rule on
+// content must see it, and an approval must cover it.
 type input struct {
 	texts []string
+	meta  []string
 	args  map[string]any
 	files []any
 }
 
-func (in *input) content() string { return strings.Join(in.texts, "\n") }
+func (in *input) content() string {
+	if len(in.meta) == 0 {
+		return strings.Join(in.texts, "\n")
+	}
+	return strings.Join(append(slices.Clip(in.texts), in.meta...), "\n")
+}
+
+// addMeta reads the strings of metadata into content: its keys and its
+// string values, at any depth, in key order so that the same metadata
+// always reads the same.
+func (in *input) addMeta(v any) {
+	switch v := v.(type) {
+	case string:
+		if v != "" {
+			in.meta = append(in.meta, v)
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			in.addMeta(k)
+			in.addMeta(v[k])
+		}
+	case []any:
+		for _, e := range v {
+			in.addMeta(e)
+		}
+	case []string:
+		for _, e := range v {
+			in.addMeta(e)
+		}
+	}
+}
 
 func (in *input) arguments() map[string]any {
 	if len(in.files) > 0 {
@@ -36,7 +72,9 @@ func (in *input) arguments() map[string]any {
 	return in.args
 }
 
-func (in *input) empty() bool { return len(in.texts) == 0 && len(in.args) == 0 && len(in.files) == 0 }
+func (in *input) empty() bool {
+	return len(in.texts) == 0 && len(in.meta) == 0 && len(in.args) == 0 && len(in.files) == 0
+}
 
 // add reads parts into in and returns their size in bytes (text, data as
 // JSON, file bytes decoded). where names the parts in errors. A file
@@ -47,6 +85,9 @@ func (in *input) add(parts a2a.ContentParts, where string, maxFile int64) (int64
 	var size int64
 	for i, p := range parts {
 		at := fmt.Sprintf("%s.parts[%d]", where, i)
+		if p != nil {
+			in.addMeta(p.Meta())
+		}
 		switch p := p.(type) {
 		case a2a.TextPart:
 			in.texts = append(in.texts, p.Text)
@@ -139,13 +180,28 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// messageInput reads a caller's message.
-func messageInput(m *a2a.Message, maxFile int64) (*input, *errcode.Error) {
+// messageInput reads a caller's message, and the metadata of the request
+// that carries it.
+func messageInput(m *a2a.Message, reqMeta map[string]any, maxFile int64) (*input, *errcode.Error) {
 	in := &input{}
-	if _, err := in.add(m.Parts, "message", maxFile); err != nil {
+	if err := in.addMessage(m, "message", maxFile); err != nil {
 		return nil, err
 	}
+	in.addMeta(reqMeta)
 	return in, nil
+}
+
+// addMessage reads a message's parts, extensions and metadata.
+func (in *input) addMessage(m *a2a.Message, where string, maxFile int64) *errcode.Error {
+	if m == nil {
+		return nil
+	}
+	if _, err := in.add(m.Parts, where, maxFile); err != nil {
+		return err
+	}
+	in.addMeta(m.Extensions)
+	in.addMeta(m.Metadata)
+	return nil
 }
 
 // replyInput reads what a reply gives the caller: a message, or a task's
@@ -155,13 +211,7 @@ func messageInput(m *a2a.Message, maxFile int64) (*input, *errcode.Error) {
 // bounded as a whole.
 func replyInput(ev a2a.Event, maxFile, maxArtifact int64) (*input, *errcode.Error) {
 	in := &input{}
-	addMsg := func(m *a2a.Message, where string) *errcode.Error {
-		if m == nil {
-			return nil
-		}
-		_, err := in.add(m.Parts, where, maxFile)
-		return err
-	}
+	addMsg := func(m *a2a.Message, where string) *errcode.Error { return in.addMessage(m, where, maxFile) }
 	addArtifact := func(a *a2a.Artifact, where string) *errcode.Error {
 		if a == nil {
 			return nil
@@ -171,13 +221,17 @@ func replyInput(ev a2a.Event, maxFile, maxArtifact int64) (*input, *errcode.Erro
 			return err
 		}
 		if n > maxArtifact {
-			return errcode.Errorf(errcode.TooLarge, "%s (artifact %q) is %d bytes, over the limit of %d (a2a.max_artifact_bytes)", where, a.ID, n, maxArtifact)
+			return tooLargeArtifact(where, a.ID, n, maxArtifact)
 		}
+		in.addMeta(a.Name)
+		in.addMeta(a.Description)
+		in.addMeta(a.Extensions)
+		in.addMeta(a.Metadata)
 		return nil
 	}
 	switch e := ev.(type) {
 	case *a2a.Message:
-		if _, err := in.add(e.Parts, "message", maxFile); err != nil {
+		if err := addMsg(e, "message"); err != nil {
 			return nil, err
 		}
 	case *a2a.Task:
@@ -194,14 +248,21 @@ func replyInput(ev a2a.Event, maxFile, maxArtifact int64) (*input, *errcode.Erro
 				return nil, err
 			}
 		}
+		in.addMeta(e.Metadata)
 	case *a2a.TaskStatusUpdateEvent:
 		if err := addMsg(e.Status.Message, "status.message"); err != nil {
 			return nil, err
 		}
+		in.addMeta(e.Metadata)
 	case *a2a.TaskArtifactUpdateEvent:
 		if err := addArtifact(e.Artifact, "artifact"); err != nil {
 			return nil, err
 		}
+		in.addMeta(e.Metadata)
 	}
 	return in, nil
+}
+
+func tooLargeArtifact(where string, id a2a.ArtifactID, n, max int64) *errcode.Error {
+	return errcode.Errorf(errcode.TooLarge, "%s (artifact %q) is %d bytes, over the limit of %d (a2a.max_artifact_bytes)", where, id, n, max)
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/a2aproject/a2a-go/a2a"
@@ -93,8 +93,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 	tick := time.NewTicker(g.cfg.KillPoll)
 	defer tick.Stop()
 
-	pending := map[a2a.ArtifactID]*a2a.TaskArtifactUpdateEvent{}
+	pending := map[a2a.ArtifactID]*heldArtifact{}
 	var order []a2a.ArtifactID
+	var heldBytes int64 // of every artifact held
 	finished := false
 	// fail ends the stream with e, settled as an error.
 	fail := func(e *rpcError, why string) {
@@ -131,13 +132,13 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 	// flushArtifacts passes on the artifacts held, each whole.
 	flushArtifacts := func() bool {
 		for _, id := range order {
-			ev := pending[id]
+			h := pending[id]
 			delete(pending, id)
-			if ev == nil {
+			if h == nil {
 				continue
 			}
-			ev.Append, ev.LastChunk = false, true
-			if !emit(ev) {
+			heldBytes -= h.size
+			if !emit(h.whole()) {
 				return false
 			}
 		}
@@ -170,7 +171,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 			}
 			if it.err != nil {
 				x.withheld = len(pending) > 0
-				fail(g.upstreamError(it.err), it.err.Error())
+				fail(g.upstreamFailure(ctx, c, x, it.err), it.err.Error())
 				return
 			}
 			ev, err := a2a.UnmarshalEventJSON(it.raw)
@@ -186,17 +187,33 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 					return
 				}
 				id := e.Artifact.ID
-				if held := pending[id]; held != nil && e.Append {
-					held.Artifact.Parts = appendChunk(held.Artifact.Parts, e.Artifact.Parts)
-					held.LastChunk = e.LastChunk
-				} else {
-					if held == nil {
-						order = append(order, id)
+				// Bounded while held, not only once whole: each chunk is
+				// measured once, and what is held is bounded one artifact
+				// at a time and all together.
+				n, berr := (&input{}).add(e.Artifact.Parts, "artifact", g.cfg.MaxFileBytes)
+				held := pending[id]
+				if berr == nil {
+					if held != nil && e.Append {
+						held.append(e.Artifact.Parts)
+					} else {
+						if held == nil {
+							order = append(order, id)
+						} else {
+							heldBytes -= held.size
+						}
+						held = newHeldArtifact(e)
+						pending[id] = held
 					}
-					pending[id] = e
+					held.size += n
+					heldBytes += n
+					switch {
+					case held.size > g.cfg.MaxArtifactBytes:
+						berr = tooLargeArtifact("artifact", id, held.size, g.cfg.MaxArtifactBytes)
+					case heldBytes > g.cfg.MaxReplyBytes:
+						berr = errcode.Errorf(errcode.TooLarge, "the unfinished artifacts it holds open are %d bytes together, over the limit of %d (a2a.max_reply_bytes)", heldBytes, g.cfg.MaxReplyBytes)
+					}
 				}
-				// Bounded while held, not only once whole.
-				if _, berr := replyInput(pending[id], g.cfg.MaxFileBytes, g.cfg.MaxArtifactBytes); berr != nil {
+				if berr != nil {
 					g.refused(string(berr.Code))
 					x.withheld = true
 					berr.Message = fmt.Sprintf("agentgov withheld the reply of %s: %s", g.cfg.Name, berr.Message)
@@ -204,16 +221,15 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 					return
 				}
 				if e.LastChunk {
-					held := pending[id]
 					delete(pending, id)
+					heldBytes -= held.size
 					for i, o := range order {
 						if o == id {
 							order = append(order[:i], order[i+1:]...)
 							break
 						}
 					}
-					held.Append = false
-					if !emit(held) {
+					if !emit(held.whole()) {
 						return
 					}
 				}
@@ -263,24 +279,62 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 	}
 }
 
-// appendChunk appends a chunk's parts to an artifact's. Text that runs on
-// from one chunk into the next is one text, as the caller will read it:
-// joined, so that what is decided is that text and not two halves.
-func appendChunk(parts, chunk a2a.ContentParts) a2a.ContentParts {
-	out := slices.Clone(parts)
+// heldArtifact is an artifact whose chunks are being held until it is
+// whole. Text that runs on from one chunk into the next is one text, as
+// the caller will read it: joined, so that what is decided is that text
+// and not two halves. The text still open is kept in a builder, so that
+// an artifact sent in many small chunks costs time in proportion to its
+// size, not to its size times its chunks.
+type heldArtifact struct {
+	ev    *a2a.TaskArtifactUpdateEvent // the first chunk's event
+	parts a2a.ContentParts             // the parts closed so far
+	head  a2a.TextPart                 // the text part still open, its text in tail
+	tail  strings.Builder
+	open  bool
+	size  int64 // bytes of its chunks, as input.add counts them
+}
+
+func newHeldArtifact(e *a2a.TaskArtifactUpdateEvent) *heldArtifact {
+	h := &heldArtifact{ev: e}
+	h.append(e.Artifact.Parts)
+	return h
+}
+
+func (h *heldArtifact) append(chunk a2a.ContentParts) {
 	for i, p := range chunk {
-		if i == 0 && len(out) > 0 {
-			if prev, ok := out[len(out)-1].(a2a.TextPart); ok {
-				if next, ok := p.(a2a.TextPart); ok {
-					prev.Text += next.Text
-					out[len(out)-1] = prev
-					continue
-				}
-			}
+		t, isText := p.(a2a.TextPart)
+		if i == 0 && isText && h.open {
+			h.tail.WriteString(t.Text)
+			continue
 		}
-		out = append(out, p)
+		h.close()
+		if isText && i == len(chunk)-1 {
+			h.head, h.open = t, true
+			h.tail.WriteString(t.Text)
+			continue
+		}
+		h.parts = append(h.parts, p)
 	}
-	return out
+}
+
+func (h *heldArtifact) close() {
+	if !h.open {
+		return
+	}
+	h.head.Text = h.tail.String()
+	h.parts = append(h.parts, h.head)
+	h.tail.Reset()
+	h.open = false
+}
+
+// whole is the artifact's event with every chunk in it, to be passed on
+// as the artifact entire.
+func (h *heldArtifact) whole() *a2a.TaskArtifactUpdateEvent {
+	h.close()
+	ev := h.ev
+	ev.Artifact.Parts = h.parts
+	ev.Append, ev.LastChunk = false, true
+	return ev
 }
 
 // ends says whether a task in state st has finished its turn: done, or

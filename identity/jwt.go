@@ -66,6 +66,14 @@ func (v *Verifier) verifyAgentJWT(ctx context.Context, tok string, claims unveri
 	if a.Revoked() {
 		return Subject{}, refuse(kind, Revoked, who, "agent %s was revoked at %s", who, a.RevokedAt.Format(time.RFC3339))
 	}
+	// golang-jwt takes a token naming this server among others; such a
+	// token was shown to those others too, any of which could replay it
+	// here first.
+	for _, aud := range rc.Audience {
+		if aud != v.opt.Audience {
+			return Subject{}, refuse(kind, Audience, who, "the JWT is addressed to %q as well: aud must name this server alone", truncateClaim(aud))
+		}
+	}
 	if len(a.Audiences) > 0 && !slices.Contains(a.Audiences, v.opt.Audience) {
 		return Subject{}, refuse(kind, Audience, who, "agent %s may only address %v", who, a.Audiences)
 	}
@@ -170,4 +178,12 @@ func (c *replayCache) forget(k string) {
 	c.mu.Lock()
 	delete(c.m, k)
 	c.mu.Unlock()
+}
+
+// truncateClaim bounds a claim quoted back in a refusal.
+func truncateClaim(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "…"
+	}
+	return s
 }
