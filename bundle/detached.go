@@ -57,7 +57,7 @@ func SignFile(name string, key ed25519.PrivateKey) (string, error) {
 }
 
 func readDetached(name string) (*detached, error) {
-	raw, err := readRegular(name+SigSuffix, MaxSigBytes)
+	raw, err := ReadRegular(name+SigSuffix, MaxSigBytes)
 	if err != nil {
 		return nil, err
 	}

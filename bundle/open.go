@@ -33,9 +33,10 @@ func openRegular(name string) (*os.File, error) {
 	return f, nil
 }
 
-// readRegular reads the regular file name, refusing one of more than max
-// bytes.
-func readRegular(name string, max int64) ([]byte, error) {
+// ReadRegular reads the regular file name, refusing one of more than max
+// bytes, or one that is not a regular file (see openRegular). Whatever
+// reads a file it then verifies, such as a signed lock, reads it so.
+func ReadRegular(name string, max int64) ([]byte, error) {
 	f, err := openRegular(name)
 	if err != nil {
 		return nil, err

@@ -35,7 +35,10 @@ type ReplayResult struct {
 	Skipped int `json:"skipped"`
 	// Masked counts the re-decided decisions whose recorded action had
 	// masked or redacted values.
-	Masked    int      `json:"masked"`
+	Masked int `json:"masked"`
+	// Unsigned counts the decisions read that are newer than their log's
+	// latest signed checkpoint; the caller fills it in.
+	Unsigned  int      `json:"unsigned"`
 	Decisions []Change `json:"decisions"`
 }
 

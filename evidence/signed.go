@@ -6,9 +6,11 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentgov/agentgov/audit"
 )
@@ -72,4 +74,66 @@ func WalkSigned(ctx context.Context, st audit.Store, head audit.TreeHead, f func
 		return fmt.Errorf("%w: entries 0..%d were changed after the checkpoint of size %d was signed", ErrNotSigned, head.Size-1, head.Size)
 	}
 	return nil
+}
+
+// Signed is what SignedDecisions read from one log.
+type Signed struct {
+	Decisions []Decision
+	// Unsigned counts the decisions among them that come after the latest
+	// signed checkpoint: nothing proves them yet.
+	Unsigned int
+}
+
+// SignedDecisions returns the decisions of st made at or after since (all
+// when since is zero), reading the entries the latest checkpoint covers in
+// the pass that checks them against its signed root (WalkSigned), and the
+// newer ones after them, counted as unsigned. A log whose checkpointed part
+// was changed, or whose latest checkpoint is not signed by verifier, is
+// refused: reading it would present an edited past as the recorded one.
+func SignedDecisions(ctx context.Context, st audit.Store, verifier note.Verifier, since time.Time) (Signed, error) {
+	var out Signed
+	keep := func(signed bool) func(audit.Entry) error {
+		return func(e audit.Entry) error {
+			if e.Kind != "decision" || (!since.IsZero() && e.Time.Before(since)) {
+				return nil
+			}
+			d, err := ParseDecision(e)
+			if err != nil {
+				return err
+			}
+			out.Decisions = append(out.Decisions, d)
+			if !signed {
+				out.Unsigned++
+			}
+			return nil
+		}
+	}
+	after := int64(-1)
+	cp, ok, err := st.AuditLatestCheckpoint(ctx)
+	if err != nil {
+		return out, fmt.Errorf("audit: latest checkpoint: %w", err)
+	}
+	if ok {
+		head, err := audit.OpenCheckpoint(cp.Note, verifier)
+		if err != nil {
+			return out, fmt.Errorf("the latest checkpoint: %w", err)
+		}
+		if head.Size != cp.Size {
+			return out, fmt.Errorf("%w: the latest checkpoint is stored for %d entries but signs %d", ErrNotSigned, cp.Size, head.Size)
+		}
+		if err := WalkSigned(ctx, st, head, keep(true)); err != nil {
+			return Signed{}, err
+		}
+		after = int64(head.Size) - 1
+	}
+	err = Walk(ctx, func(ctx context.Context, a int64, limit int) ([]audit.Entry, error) {
+		if a < after {
+			a = after
+		}
+		return audit.Entries(ctx, st, a, limit)
+	}, keep(false))
+	if err != nil {
+		return Signed{}, err
+	}
+	return out, nil
 }

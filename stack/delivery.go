@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/agentgov/agentgov/audit"
 	"github.com/agentgov/agentgov/bundle"
@@ -59,7 +58,7 @@ func (s *Stack) openPins() (*pin.Pins, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy_trust.keys: %w", err)
 	}
-	data, err := os.ReadFile(cfg.MCP.Lock)
+	data, err := bundle.ReadRegular(cfg.MCP.Lock, bundle.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("policy_trust.keys is set, so the lock must exist and be signed: %w", err)
 	}

@@ -263,6 +263,16 @@ func TestAServerUnderPolicyTrustLoadsOnlyASignedMCPLock(t *testing.T) {
 	if out, err := serve(); err == nil || !strings.Contains(out, "does not match its manifest") {
 		t.Fatalf("a lock changed after signing: %v\n%s", err, out)
 	}
+	// A FIFO in the lock's place would be read without end: refused at
+	// start, saying why.
+	os.Remove(lock)
+	if err := exec.Command("mkfifo", lock).Run(); err != nil {
+		t.Logf("mkfifo: %v; the FIFO case is not tried", err)
+		return
+	}
+	if out, err := serve(); err == nil || !strings.Contains(out, "is not a regular file") {
+		t.Fatalf("a FIFO for the lock: %v\n%s", err, out)
+	}
 }
 
 func TestPolicyEvalReadsABundle(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/agentgov/agentgov/evidence"
 	"github.com/agentgov/agentgov/models"
-	"github.com/agentgov/agentgov/store/postgres"
 	"github.com/agentgov/agentgov/store/sqlite"
 )
 
@@ -39,6 +38,7 @@ Example:
 func replayCmd(fs *flag.FlagSet) runner {
 	data := fs.String("data", "./agentgov-data", "data `DIR` holding agentgov.db")
 	store := fs.String("store", "", "PostgreSQL `DSN` of replicas sharing a database: replay every replica's decisions")
+	pub := fs.String("pub", "", "verifier key `FILE` of the log (default DIR/audit.pub); with --store, the replicas' keys, one a line (default: those recorded in the database)")
 	pol := fs.String("policies", "", "the policy set to re-decide under: a directory, file or bundle (required)")
 	since := fs.String("since", "", "only decisions made at or after this time (RFC 3339)")
 	asJSON := fs.Bool("json", false, "print {total, changed, skipped, masked, decisions: [{id, old, new, rules, ...}]}")
@@ -61,7 +61,7 @@ func replayCmd(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		ds, err := replayDecisions(ctx, fs, *data, *store, from)
+		ds, unsigned, err := replayDecisions(ctx, fs, *data, *store, *pub, from)
 		if err != nil {
 			return err
 		}
@@ -72,6 +72,7 @@ func replayCmd(fs *flag.FlagSet) runner {
 			}
 			return ""
 		})
+		res.Unsigned = unsigned
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
@@ -111,41 +112,34 @@ func printReplay(w io.Writer, res evidence.ReplayResult) {
 	if res.Masked > 0 {
 		fmt.Fprintf(w, "%d decisions were re-decided on masked values: what the agent sent is not in the log\n", res.Masked)
 	}
+	if res.Unsigned > 0 {
+		fmt.Fprintf(w, "%d decisions are newer than the latest signed checkpoint: nothing proves them as recorded yet\n", res.Unsigned)
+	}
 }
 
 // replayDecisions reads the decisions of a data directory, or of every
-// replica of a shared database in the order they were made.
-func replayDecisions(ctx context.Context, fs *flag.FlagSet, data, store string, from time.Time) ([]evidence.Decision, error) {
-	if store == "" {
-		db, err := openLogReadOnly(ctx, data)
-		if err != nil {
-			return nil, err
-		}
-		defer db.Close()
-		return evidence.Decisions(ctx, evidence.FromStore(db), from)
-	}
-	dataSet := false
-	fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
-	if dataSet {
-		return nil, flagError("give --data (SQLite) or --store (PostgreSQL), not both")
-	}
-	r, err := postgres.OpenReader(ctx, store, postgres.Options{})
+// replica of a shared database in the order they were made, each log
+// checked against its signed checkpoint as it is read. It returns how many
+// of them are newer than their log's latest checkpoint.
+func replayDecisions(ctx context.Context, fs *flag.FlagSet, data, store, pub string, from time.Time) ([]evidence.Decision, int, error) {
+	logs, closeLogs, err := openLogs(ctx, fs, data, store, pub)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	defer r.Close()
-	reps, err := r.Replicas(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer closeLogs()
 	var all []evidence.Decision
-	for _, rep := range reps {
-		ds, err := evidence.Decisions(ctx, evidence.FromStore(r.Log(rep.ID)), from)
+	unsigned := 0
+	for _, l := range logs {
+		got, err := evidence.SignedDecisions(ctx, l.Store, l.Verifier, from)
 		if err != nil {
-			return nil, fmt.Errorf("replica %s: %w", rep.ID, err)
+			if l.Replica != "" {
+				return nil, 0, fmt.Errorf("replica %s: %w", l.Replica, err)
+			}
+			return nil, 0, fmt.Errorf("replay: %w", err)
 		}
-		all = append(all, ds...)
+		all = append(all, got.Decisions...)
+		unsigned += got.Unsigned
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
-	return all, nil
+	return all, unsigned, nil
 }

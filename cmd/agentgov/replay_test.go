@@ -166,3 +166,48 @@ func TestReplayMatchesASecondServerRunUnderTheNewPolicy(t *testing.T) {
 		t.Fatalf("bad --since: %d %s", code, out)
 	}
 }
+
+// Someone who can write the data directory edits a recorded read of /tmp/x
+// into one of /etc/passwd: replayed as it stands, the candidate set would
+// be shown denying a call nobody made. The entries under the latest
+// checkpoint are read against its signed root, so the edit is refused.
+func TestReplayRefusesALogEditedUnderItsCheckpoint(t *testing.T) {
+	in := startAuditServer(t, "audit: {checkpoint_every: 3, checkpoint_interval: 1h}\n", "")
+	in.decide(6)
+	in.stop()
+	cand := filepath.Join(t.TempDir(), "candidate")
+	os.MkdirAll(cand, 0o755)
+	os.WriteFile(filepath.Join(cand, "test.yaml"), []byte(candidatePolicy), 0o644)
+
+	code, out := agentgov(t, "replay", "--policies", cand, "--data", in.data, "--json")
+	var res evidence.ReplayResult
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Total != 6 || res.Changed != 0 || res.Unsigned != 0 {
+		t.Fatalf("replay of the log as written: exit %d\n%s", code, out)
+	}
+
+	sqlTamper(t, in.data, `UPDATE audit_entries SET data = replace(data, '/tmp/x', '/etc/passwd') WHERE idx = 2`)
+	code, out = agentgov(t, "replay", "--policies", cand, "--data", in.data)
+	if code != 1 || !strings.Contains(out, "do not have the signed root") {
+		t.Fatalf("replay of an edited log: exit %d\n%s", code, out)
+	}
+}
+
+// The variant: the checkpoints are deleted with the edit, so that no
+// signature is left to contradict it. Replay cannot prove such a log and
+// says that none of what it read is signed.
+func TestReplaySaysWhatNoCheckpointSigns(t *testing.T) {
+	in := startAuditServer(t, "audit: {checkpoint_every: 3, checkpoint_interval: 1h}\n", "")
+	in.decide(6)
+	in.stop()
+	cand := filepath.Join(t.TempDir(), "candidate")
+	os.MkdirAll(cand, 0o755)
+	os.WriteFile(filepath.Join(cand, "test.yaml"), []byte(candidatePolicy), 0o644)
+
+	sqlTamper(t, in.data,
+		`UPDATE audit_entries SET data = replace(data, '/tmp/x', '/etc/passwd') WHERE idx = 2`,
+		`DELETE FROM audit_checkpoints`)
+	code, out := agentgov(t, "replay", "--policies", cand, "--data", in.data)
+	if code != 0 || !strings.Contains(out, "1 of 6 decisions change") || !strings.Contains(out, "6 decisions are newer than the latest signed checkpoint") {
+		t.Fatalf("replay of a log without checkpoints: exit %d\n%s", code, out)
+	}
+}
