@@ -222,6 +222,9 @@ func TestAgentSignedJWTs(t *testing.T) {
 		{"no exp", func() string {
 			return k.sign(t, f.now, func(c jwt.MapClaims, _ map[string]any) { delete(c, "exp") })
 		}, identity.Malformed},
+		{"no aud", func() string {
+			return k.sign(t, f.now, func(c jwt.MapClaims, _ map[string]any) { delete(c, "aud") })
+		}, identity.Malformed},
 		{"not a JWT", func() string { return "eyJ.x.y" }, identity.Malformed},
 	}
 	for _, tc := range cases {

@@ -132,7 +132,7 @@ func jwtRefusal(kind, who string, err error) *Refusal {
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidSubject):
 		return r(Issuer, "the JWT's iss and sub must both be the agent's id")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return r(Malformed, "the JWT lacks a required claim (exp)")
+		return r(Malformed, "the JWT lacks a required claim (exp and aud are required)")
 	}
 	return r(Malformed, "the JWT is invalid: "+err.Error())
 }
