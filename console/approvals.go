@@ -1,9 +1,12 @@
 package console
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -55,7 +58,7 @@ func viewTicket(t approval.Ticket) ticketView {
 func (c *Console) pendingTickets(r *http.Request, s *session) ([]ticketView, error) {
 	cx, cancel := ctx(r)
 	defer cancel()
-	ts, err := s.api.Approvals(cx, approval.Pending)
+	ts, err := exactTickets(cx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +69,27 @@ func (c *Console) pendingTickets(r *http.Request, s *session) ([]ticketView, err
 		out[i] = viewTicket(t)
 	}
 	return out, nil
+}
+
+// exactTickets lists the pending tickets the person may decide with every
+// number as the API wrote it: decoded as float64, an integer past 2^53 (an
+// account number, say) would be shown to the approver as another one.
+func exactTickets(cx context.Context, s *session) ([]approval.Ticket, error) {
+	var out struct {
+		Approvals []json.RawMessage `json:"approvals"`
+	}
+	if err := s.api.GetJSON(cx, "/v1/approvals", url.Values{"status": {string(approval.Pending)}}, &out); err != nil {
+		return nil, err
+	}
+	ts := make([]approval.Ticket, len(out.Approvals))
+	for i, raw := range out.Approvals {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&ts[i]); err != nil {
+			return nil, fmt.Errorf("decode approval ticket: %w", err)
+		}
+	}
+	return ts, nil
 }
 
 func (c *Console) approvals(w http.ResponseWriter, r *http.Request, s *session) {
@@ -106,13 +130,13 @@ func (c *Console) decideTicket(w http.ResponseWriter, r *http.Request, s *sessio
 		http.NotFound(w, r)
 		return
 	}
+	past := map[string]string{"approve": "approved", "deny": "denied"}[verb]
 	if err != nil {
 		ts, _ := c.pendingTickets(r, s)
 		c.page(w, r, s, http.StatusConflict, "approvals.html", map[string]any{"Title": "Approvals", "Tickets": ts,
-			"Error": fmt.Sprintf("Ticket %s was not %sd: %s", id, verb, apiError(err))})
+			"Error": fmt.Sprintf("Ticket %s was not %s: %s", id, past, apiError(err))})
 		return
 	}
-	past := map[string]string{"approve": "approved", "deny": "denied"}[verb]
 	http.Redirect(w, r, "/ui/approvals?done="+urlQuery(id+" "+past), http.StatusSeeOther)
 }
 
@@ -122,7 +146,7 @@ func (c *Console) approvalEvents(w http.ResponseWriter, r *http.Request, s *sess
 	// The first event is always sent: it is the state the page was drawn
 	// from, which the page skips; each later one is news.
 	last, first := "", true
-	c.stream(w, r, func() (string, string, bool) {
+	c.stream(w, r, s, func() (string, string, bool) {
 		cx, cancel := ctx(r)
 		defer cancel()
 		ts, err := s.api.Approvals(cx, approval.Pending)
@@ -146,8 +170,9 @@ func (c *Console) approvalEvents(w http.ResponseWriter, r *http.Request, s *sess
 
 // stream writes server-sent events: poll is asked every Poll interval and
 // its event sent when it has one; a comment every 15s keeps proxies from
-// closing an idle stream. It ends when the browser goes away.
-func (c *Console) stream(w http.ResponseWriter, r *http.Request, poll func() (event, data string, ok bool)) {
+// closing an idle stream. It ends when the browser goes away or the
+// session ends.
+func (c *Console) stream(w http.ResponseWriter, r *http.Request, s *session, poll func() (event, data string, ok bool)) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -158,8 +183,16 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, poll func() (ev
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	send := func() bool {
+		// The stream speaks for the session: once it ends (signed out,
+		// expired), nothing more is sent.
+		if !c.sessions.alive(s) {
+			return false
+		}
 		if ev, data, ok := poll(); ok {
 			fmt.Fprintf(w, "event: %s\n", ev)
+			// A lone CR ends a line too, for an EventSource: one in an
+			// agent's string must not end the event and start another.
+			data = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(data)
 			for _, line := range strings.Split(data, "\n") {
 				fmt.Fprintf(w, "data: %s\n", line)
 			}
@@ -175,6 +208,9 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, poll func() (ev
 		case <-r.Context().Done():
 			return
 		case <-keep.C:
+			if !c.sessions.alive(s) {
+				return
+			}
 			fmt.Fprint(w, ": keep-alive\n\n")
 			if rc.Flush() != nil {
 				return

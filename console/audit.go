@@ -1,7 +1,9 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,9 +81,17 @@ func (c *Console) auditEntry(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	e := page.Entries[0]
-	var rec any
-	json.Unmarshal(e.Record, &rec)
-	data := map[string]any{"Title": "Audit entry " + strconv.FormatUint(idx, 10), "Entry": e, "Record": pretty(rec)}
+	// Indented from the bytes as logged: decoded into any, a number past
+	// 2^53 would be shown rounded to another.
+	var rec bytes.Buffer
+	if json.Indent(&rec, e.Record, "", "  ") != nil {
+		rec.Reset()
+		rec.Write(e.Record)
+	}
+	// The entry as the page shows it, which the browser checks the proof
+	// against: a proof of another entry verifies nothing about this one.
+	entryJSON, _ := json.Marshal(e)
+	data := map[string]any{"Title": "Audit entry " + strconv.FormatUint(idx, 10), "Entry": e, "Record": rec.String(), "EntryJSON": string(entryJSON)}
 	if e.Kind == "decision" {
 		// A decision a provenance rule produced says where its values came from.
 		var d struct {
@@ -109,6 +119,9 @@ func (c *Console) auditProof(w http.ResponseWriter, r *http.Request, s *session)
 	cx, cancel := ctx(r)
 	defer cancel()
 	p, err := s.api.Proof(cx, idx)
+	if err == nil && p.Index != idx {
+		err = fmt.Errorf("the server gave the proof of entry %d for entry %d", p.Index, idx)
+	}
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadGateway)

@@ -19,6 +19,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/agentgov/agentgov/client"
 )
@@ -115,11 +116,11 @@ func (c *Console) loadTemplates() error {
 		"join":       strings.Join,
 		"pct":        func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 		"width":      func(f float64) string { return fmt.Sprintf("%.1f", min(f, 1)*100) },
-		"minusOne":   func(n uint64) int64 { return int64(n) - 1 },
 		"chartWidth": func(n int) int { return max(n*12, 12) },
 		"sub":        func(a, b float64) float64 { return a - b },
 		"mul100":     func(f float64) float64 { return f * 100 },
 		"short":      short,
+		"shown":      shown,
 	}
 	pages, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -316,6 +317,35 @@ func ago(t time.Time) string {
 		return "in " + s
 	}
 	return s + " ago"
+}
+
+// shown names the characters of an agent's (or an upstream's) string that
+// a person cannot see or that reorder what they see: bidirectional
+// controls, zero-width and other format characters, control characters,
+// line and paragraph separators. Applied, they would let "evil-corp" read
+// as "ACME" on the ticket an approver decides; named, they read
+// "evil-corp[U+202E]...". Newlines and tabs are kept: they lay arguments
+// out.
+func shown(s string) string {
+	if !strings.ContainsFunc(s, hiddenRune) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if hiddenRune(r) {
+			fmt.Fprintf(&b, "[U+%04X]", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func hiddenRune(r rune) bool {
+	if r == '\n' || r == '\t' {
+		return false
+	}
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 func urlQuery(s string) string { return template.URLQueryEscaper(s) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,7 +119,10 @@ func (c *Console) decisions(w http.ResponseWriter, r *http.Request, s *session) 
 	defer cancel()
 	f := filterOf(r)
 	rows, size, err := recent(cx, s.api, f, 100)
-	data := map[string]any{"Title": "Decisions", "Rows": rows, "Filter": f, "Size": size,
+	// The live feed's address, each filter in its own parameter whatever
+	// it holds ("&", "#", "=").
+	live := url.Values{"after": {strconv.FormatInt(int64(size)-1, 10)}, "agent": {f.Agent}, "effect": {f.Effect}, "tool": {f.Tool}, "rule": {f.Rule}}
+	data := map[string]any{"Title": "Decisions", "Rows": rows, "Filter": f, "Size": size, "Live": "/ui/events/decisions?" + live.Encode(),
 		"Effects": []string{"allow", "deny", "require_approval"}}
 	if err != nil {
 		data["Error"] = apiError(err)
@@ -136,7 +140,7 @@ func (c *Console) decisionEvents(w http.ResponseWriter, r *http.Request, s *sess
 		return
 	}
 	row := c.tmpl["decisions.html"].Lookup("row")
-	c.stream(w, r, func() (string, string, bool) {
+	c.stream(w, r, s, func() (string, string, bool) {
 		cx, cancel := ctx(r)
 		defer cancel()
 		page, err := s.api.AuditEntries(cx, after, 1000)

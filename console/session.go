@@ -88,6 +88,23 @@ func (ss *sessions) get(r *http.Request) *session {
 	return s
 }
 
+// alive says s has neither ended nor expired, without marking it used: a
+// live page's stream lasts as long as its session, and keeps no session
+// alive by itself.
+func (ss *sessions) alive(s *session) bool {
+	now := ss.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byID[s.id] != s {
+		return false
+	}
+	if ss.expired(s, now) {
+		delete(ss.byID, s.id)
+		return false
+	}
+	return true
+}
+
 func (ss *sessions) end(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

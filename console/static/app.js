@@ -150,11 +150,16 @@ async function verifyEntry(section) {
     const text = await openNote(p.checkpoint, vkey);
     const [, size, rootB64] = text.split("\n");
     if (Number(size) !== p.tree_size) throw new Error("the proof is for another tree size than the checkpoint signs");
-    if (p.entry.index !== p.index) throw new Error("the entry is not the one asked for");
-    const leaf = await sha256(Uint8Array.of(0), new TextEncoder().encode(canonical(p.entry)));
+    // The entry hashed is the one this page shows, and the proof must be
+    // for its place in the log: a true proof of another entry proves
+    // nothing about this one.
+    const shown = JSON.parse(section.dataset.entry);
+    if (p.index !== Number(section.dataset.index) || shown.index !== p.index || !p.entry || p.entry.index !== p.index) throw new Error(`the proof is for entry ${p.index}, not for entry ${section.dataset.index} shown here`);
+    if (canonical(p.entry) !== canonical(shown)) throw new Error("the entry the proof is for is not the entry shown here");
+    const leaf = await sha256(Uint8Array.of(0), new TextEncoder().encode(canonical(shown)));
     const root = await rootFromProof(p.index, p.tree_size, leaf, (p.proof || []).map(b64));
     if (!same(root, b64(rootB64))) throw new Error("the proof does not lead to the signed root");
-    show(true, `Verified: entry ${p.index} is in the log of ${p.tree_size} entries signed by ${vkey.split("+")[0]}` + (typed ? " with the key you gave." : " with the key this server reports."));
+    show(true, `Verified: entry ${shown.index} is in the log of ${p.tree_size} entries signed by ${vkey.split("+")[0]}` + (typed ? " with the key you gave." : " with the key this server reports."));
   } catch (e) {
     show(false, "Not verified: " + e.message);
   }
