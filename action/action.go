@@ -265,6 +265,28 @@ func Decode(data []byte) (Action, error) {
 	return a, nil
 }
 
+// DecodeStored reads an action as agentgov itself wrote it (a ticket's
+// copy, a decision record): fields it does not know are skipped, and numbers
+// in args and annotations keep their value as Decode keeps them. A plain
+// json.Unmarshal would turn every number into a float64 and an account
+// number above 2^53 into its neighbour.
+func DecodeStored(data []byte) (Action, error) {
+	var a Action
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&a); err != nil {
+		return Action{}, err
+	}
+	var err error
+	if a.Args, err = normalizeMap(a.Args, "args", 1); err != nil {
+		return Action{}, err
+	}
+	if a.Tool.Annotations, err = normalizeMap(a.Tool.Annotations, "tool.annotations", 1); err != nil {
+		return Action{}, err
+	}
+	return a, nil
+}
+
 func describeJSONError(err error) error {
 	switch e := err.(type) {
 	case *json.UnmarshalTypeError:

@@ -190,8 +190,10 @@ func TestVerifyInclusionRefusesTheProofOfAnotherEntry(t *testing.T) {
 		t.Skip("npm packages not installed; run: npm ci --prefix console/testdata/node")
 	}
 	base := serve(t)
+	// Each entry holds an integer a double cannot: the browser must hash
+	// the digits the server logged, not the neighbour JSON.parse reads.
 	for range 4 {
-		api(t, base, "POST", "/v1/decide", agentTok, `{"tool":{"name":"read_file"},"args":{"path":"/tmp/x"}}`)
+		api(t, base, "POST", "/v1/decide", agentTok, `{"tool":{"name":"read_file"},"args":{"path":"/tmp/x","account":12345678901234567}}`)
 	}
 	// Wait for a checkpoint that covers them all.
 	deadline := time.Now().Add(5 * time.Second)

@@ -79,6 +79,18 @@ func ParseDecision(e audit.Entry) (Decision, error) {
 	if err := json.Unmarshal(e.Record, &d); err != nil {
 		return d, fmt.Errorf("audit entry %d: decision record: %w", e.Index, err)
 	}
+	// The action again, keeping its numbers exact: replay must decide on
+	// the account number the log holds, not the double nearest to it.
+	var raw struct {
+		Action json.RawMessage `json:"action"`
+	}
+	if err := json.Unmarshal(e.Record, &raw); err == nil && len(raw.Action) > 0 {
+		a, err := action.DecodeStored(raw.Action)
+		if err != nil {
+			return d, fmt.Errorf("audit entry %d: decision record: action: %w", e.Index, err)
+		}
+		d.Action = a
+	}
 	d.Index, d.Time = e.Index, e.Time
 	return d, nil
 }

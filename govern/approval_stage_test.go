@@ -228,7 +228,7 @@ func TestTicketStoresTheActionMasked(t *testing.T) {
 	}
 	want, _ := action.Digest(&wire)
 	tk := tickets[0]
-	if tk.ActionDigest != want || !strings.Contains(tk.Action.Content, "[REDACTED:") || tk.Action.Args["amount"] != float64(10) {
+	if tk.ActionDigest != want || !strings.Contains(tk.Action.Content, "[REDACTED:") || tk.Action.Args["amount"] != int64(10) {
 		t.Fatalf("ticket %s", raw)
 	}
 	s.approve(t, tk.ID)

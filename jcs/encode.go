@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -99,17 +100,9 @@ func (e *encoder) value(v reflect.Value) error {
 	case reflect.String:
 		writeString(&e.buf, v.String())
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		s, err := formatNumber(float64(v.Int()))
-		if err != nil {
-			return err
-		}
-		e.buf.WriteString(s)
+		e.buf.WriteString(strconv.FormatInt(v.Int(), 10))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		s, err := formatNumber(float64(v.Uint()))
-		if err != nil {
-			return err
-		}
-		e.buf.WriteString(s)
+		e.buf.WriteString(strconv.FormatUint(v.Uint(), 10))
 	case reflect.Float32, reflect.Float64:
 		s, err := formatNumber(v.Float())
 		if err != nil {

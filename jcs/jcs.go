@@ -2,6 +2,14 @@
 // sequence per JSON value, whatever order or spacing produced it. Everything
 // that is hashed (audit entries, approval argument digests, MCP tool
 // fingerprints) goes through it, so that equal values always hash equal.
+//
+// One departure: an integer is written with all its digits. RFC 8785
+// writes every number as the double nearest to it, so that above 2^53 two
+// integers (two account numbers) would share one form: the log would record
+// a number the agent did not send, and a ticket approved for one would be
+// redeemed by the other. Up to 2^53, where every integer is a double, the
+// two forms are the same bytes; I-JSON (RFC 7493) leaves larger integers
+// outside what interoperates, so no conforming input changes.
 package jcs
 
 import (
@@ -80,6 +88,14 @@ func write(buf *bytes.Buffer, v any) error {
 			buf.WriteString("false")
 		}
 	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			buf.WriteString(strconv.FormatInt(i, 10))
+			return nil
+		}
+		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			buf.WriteString(strconv.FormatUint(u, 10))
+			return nil
+		}
 		f, err := strconv.ParseFloat(string(x), 64)
 		if err != nil {
 			return fmt.Errorf("canonical json: number %s: %w", x, err)

@@ -2,6 +2,7 @@ package jcs
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"unicode/utf8"
@@ -105,4 +106,37 @@ func FuzzWriteString(f *testing.F) {
 			t.Fatalf("writeString(%q) = %q, want %q", s, got.String(), want.String())
 		}
 	})
+}
+
+// Integers are written with all their digits: above 2^53 RFC 8785's double
+// would give two account numbers one form (and one digest). Up to 2^53 the
+// bytes are RFC 8785's; numbers that are not integer literals still take
+// the double's form.
+func TestIntegersKeepEveryDigit(t *testing.T) {
+	for _, c := range []struct {
+		in   any
+		want string
+	}{
+		{int64(12345678901234567), "12345678901234567"},
+		{int64(12345678901234568), "12345678901234568"},
+		{int64(-9007199254740993), "-9007199254740993"},
+		{int64(9007199254740992), "9007199254740992"},
+		{uint64(18446744073709551615), "18446744073709551615"},
+		{int64(100), "100"},
+		{json.Number("12345678901234567"), "12345678901234567"},
+		{json.Number("-0"), "0"},
+		{json.Number("1e2"), "100"},
+		{json.Number("12345678901234567.0"), "12345678901234568"},
+		{json.Number("123456789012345678901234567890"), "1.2345678901234568e+29"},
+		{12345678901234567.0, "12345678901234568"},
+	} {
+		got, err := Marshal(c.in)
+		if err != nil || string(got) != c.want {
+			t.Errorf("Marshal(%v) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+		slow, err := marshalSlow(c.in)
+		if err != nil || string(slow) != c.want {
+			t.Errorf("marshalSlow(%v) = %s, %v; want %s", c.in, slow, err, c.want)
+		}
+	}
 }

@@ -73,12 +73,59 @@ function liveFeed() {
 
 // --- checking an audit entry in the browser --------------------------------
 
-// RFC 8785: JSON with object keys sorted by UTF-16 code units; JavaScript's
-// own number and string serialisation is the one the RFC prescribes.
+// JSON text read keeping each number as it was written: JSON.parse would
+// turn an integer beyond 2^53 (an account number) into its neighbour, and
+// the entry hashed would not be the entry logged.
+function parseExact(text) {
+  const tok = /\s*(?:([{}[\],:])|("(?:[^"\\]|\\.)*")|(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)|(true|false|null))/y;
+  const next = () => {
+    const m = tok.exec(text);
+    if (!m) throw new Error("the entry is not JSON");
+    return m;
+  };
+  const value = (m) => {
+    if (m[2] !== undefined) return JSON.parse(m[2]);
+    if (m[3] !== undefined) return { number: m[3] };
+    if (m[4] !== undefined) return JSON.parse(m[4]);
+    if (m[1] === "[") {
+      const a = [];
+      for (let t = next(); t[1] !== "]"; t = next()) {
+        if (a.length) { if (t[1] !== ",") throw new Error("the entry is not JSON"); t = next(); }
+        a.push(value(t));
+      }
+      return a;
+    }
+    if (m[1] === "{") {
+      const o = new Map();
+      for (let t = next(); t[1] !== "}"; t = next()) {
+        if (o.size) { if (t[1] !== ",") throw new Error("the entry is not JSON"); t = next(); }
+        if (t[2] === undefined || next()[1] !== ":") throw new Error("the entry is not JSON");
+        o.set(JSON.parse(t[2]), value(next()));
+      }
+      return o;
+    }
+    throw new Error("the entry is not JSON");
+  };
+  const v = value(next());
+  if (!/^\s*$/.test(text.slice(tok.lastIndex))) throw new Error("the entry is not JSON");
+  return v;
+}
+
+// agentgov's canonical JSON: RFC 8785 (keys sorted by UTF-16 code units;
+// JavaScript's own number and string serialisation, which the RFC
+// prescribes), except that an integer within 64 bits is written with all
+// its digits, as the server writes it.
 function canonical(v) {
-  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (v instanceof Map) return "{" + [...v.keys()].sort().map((k) => JSON.stringify(k) + ":" + canonical(v.get(k))).join(",") + "}";
   if (Array.isArray(v)) return "[" + v.map(canonical).join(",") + "]";
-  return "{" + Object.keys(v).sort().map((k) => JSON.stringify(k) + ":" + canonical(v[k])).join(",") + "}";
+  if (v !== null && typeof v === "object") {
+    if (/^-?\d+$/.test(v.number)) {
+      const n = BigInt(v.number);
+      if (n >= -(2n ** 63n) && n < 2n ** 64n) return n.toString();
+    }
+    return JSON.stringify(Number(v.number));
+  }
+  return JSON.stringify(v);
 }
 
 const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
@@ -142,7 +189,8 @@ async function verifyEntry(section) {
   out.textContent = "Checking…"; out.className = "";
   try {
     const res = await fetch(section.dataset.proof, { credentials: "same-origin" });
-    const p = await res.json();
+    const body = await res.text();
+    const p = JSON.parse(body);
     if (!res.ok) throw new Error(p.error || "the server gave no proof");
     const typed = document.getElementById("vkey").value.trim();
     const vkey = typed || p.verifier_key;
@@ -153,13 +201,13 @@ async function verifyEntry(section) {
     // The entry hashed is the one this page shows, and the proof must be
     // for its place in the log: a true proof of another entry proves
     // nothing about this one.
-    const shown = JSON.parse(section.dataset.entry);
-    if (p.index !== Number(section.dataset.index) || shown.index !== p.index || !p.entry || p.entry.index !== p.index) throw new Error(`the proof is for entry ${p.index}, not for entry ${section.dataset.index} shown here`);
-    if (canonical(p.entry) !== canonical(shown)) throw new Error("the entry the proof is for is not the entry shown here");
+    const shown = parseExact(section.dataset.entry);
+    if (p.index !== Number(section.dataset.index) || Number(shown.get("index").number) !== p.index || !p.entry || p.entry.index !== p.index) throw new Error(`the proof is for entry ${p.index}, not for entry ${section.dataset.index} shown here`);
+    if (canonical(parseExact(body).get("entry")) !== canonical(shown)) throw new Error("the entry the proof is for is not the entry shown here");
     const leaf = await sha256(Uint8Array.of(0), new TextEncoder().encode(canonical(shown)));
     const root = await rootFromProof(p.index, p.tree_size, leaf, (p.proof || []).map(b64));
     if (!same(root, b64(rootB64))) throw new Error("the proof does not lead to the signed root");
-    show(true, `Verified: entry ${shown.index} is in the log of ${p.tree_size} entries signed by ${vkey.split("+")[0]}` + (typed ? " with the key you gave." : " with the key this server reports."));
+    show(true, `Verified: entry ${p.index} is in the log of ${p.tree_size} entries signed by ${vkey.split("+")[0]}` + (typed ? " with the key you gave." : " with the key this server reports."));
   } catch (e) {
     show(false, "Not verified: " + e.message);
   }

@@ -214,7 +214,7 @@ func scanTicket(r pgx.CollectableRow) (approval.Ticket, error) {
 	if err := json.Unmarshal([]byte(resource), &t.Resource); err != nil {
 		return approval.Ticket{}, fmt.Errorf("approval %s: resource: %w", t.ID, err)
 	}
-	if err := json.Unmarshal([]byte(shown), &t.Action); err != nil {
+	if t.Action, err = action.DecodeStored([]byte(shown)); err != nil {
 		return approval.Ticket{}, fmt.Errorf("approval %s: action: %w", t.ID, err)
 	}
 	for _, f := range []struct {
