@@ -513,6 +513,9 @@ func (s *Server) putBudget(replace bool) handler {
 		if err != nil {
 			return errorf(errcode.BadRequest, err.Error())
 		}
+		if err := oneValue(body); err != nil {
+			return err
+		}
 		if replace {
 			if c.ID == "" {
 				c.ID = r.PathValue("id")

@@ -58,8 +58,22 @@ func decodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return errorf(errcode.BadRequest, errcode.DescribeJSON(err))
 	}
-	if dec.More() {
-		return errorf(errcode.BadRequest, "unexpected data after the JSON object")
+	// More says nothing of a closing bracket after the value: whatever
+	// follows it must be whitespace.
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
+		return errTrailing
+	}
+	return nil
+}
+
+var errTrailing = errorf(errcode.BadRequest, "unexpected data after the JSON object")
+
+// oneValue refuses a body, which a decoder has read a value from, that
+// holds more than that value: the decoders stop at the end of the first
+// value and miss a stray closing bracket after it.
+func oneValue(b []byte) error {
+	if !json.Valid(b) {
+		return errTrailing
 	}
 	return nil
 }
@@ -261,6 +275,12 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(errcode.BadRequest, err.Error())
 	}
+	if err := oneValue(body); err != nil {
+		return err
+	}
+	if err := amountsInBounds("estimate.", []int64{a.Estimate.Tokens}, []string{"tokens"}, a.Estimate.CostUSD); err != nil {
+		return err
+	}
 	if err := bindIdentity(callerOf(r.Context()), &a); err != nil {
 		return err
 	}
@@ -366,6 +386,9 @@ func (s *Server) outcome(w http.ResponseWriter, r *http.Request) error {
 	if err := o.Validate(); err != nil {
 		return errorf(errcode.BadRequest, err.Error())
 	}
+	if err := outcomeInBounds(&o); err != nil {
+		return err
+	}
 	rec, err := s.ownDecision(r)
 	if err != nil {
 		return err
@@ -395,4 +418,34 @@ func (s *Server) outcome(w http.ResponseWriter, r *http.Request) error {
 		}
 		return http.StatusOK, map[string]any{"decision": d.ID, "recorded": true}, nil
 	})
+}
+
+// Bounds of what one call may reserve or report. Budgets count in int64
+// and the store adds without saturating: counts near its limit would wrap
+// a sum (input plus output, or two reservations) and leave the budget
+// unreadable, which denies every agent it covers, or wipe what it had
+// counted; a cost beyond what micro-dollars hold fails a settlement after
+// its outcome is logged. No real call comes near them.
+const (
+	maxCallTokens  = 10_000_000_000 // per count
+	maxCallCostUSD = 1_000_000
+)
+
+// amountsInBounds refuses token counts or a cost beyond the bounds above,
+// naming the field (under prefix).
+func amountsInBounds(prefix string, tokens []int64, names []string, cost float64) error {
+	for i, v := range tokens {
+		if v > maxCallTokens {
+			return errorf(errcode.BadRequest, fmt.Sprintf("%s%s: at most %d", prefix, names[i], int64(maxCallTokens)))
+		}
+	}
+	if cost > maxCallCostUSD {
+		return errorf(errcode.BadRequest, fmt.Sprintf("%scost_usd: at most %d", prefix, maxCallCostUSD))
+	}
+	return nil
+}
+
+func outcomeInBounds(o *action.Outcome) error {
+	return amountsInBounds("", []int64{o.Tokens, o.InputTokens, o.OutputTokens},
+		[]string{"tokens", "input_tokens", "output_tokens"}, o.CostUSD)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/config"
 	"github.com/agentgov/agentgov/errcode"
+	"github.com/agentgov/agentgov/govern"
 	"github.com/agentgov/agentgov/identity"
 )
 
@@ -135,14 +136,22 @@ func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := reg.Get(a.ID); ok {
 		return errorf(errcode.Conflict, fmt.Sprintf("agent %s is already registered (ids are never reused, even once revoked)", a.ID))
 	}
-	// Audited before it is kept: a registration the log does not show
-	// does not happen.
-	if _, err := s.opt.Audit.Append(r.Context(), "agent", map[string]any{"event": "register", "agent": a.ID, "by": c.name,
-		"keys": thumbprints(a.Keys), "spiffe_id": a.SPIFFEID, "ring": a.Ring}); err != nil {
-		return errcode.Wrap(errcode.Unavailable, "the audit log cannot be written, so the agent was not registered", err)
-	}
-	got, err := reg.Register(r.Context(), a, c.name)
+	// Audited before it is kept, on a context the client cannot cancel: a
+	// registration the log does not show does not happen, and one the
+	// registry then refuses is taken back in the log (agent.failed).
+	var got identity.Agent
+	err = s.opt.Engine.Change(r.Context(), "agent", func(ctx context.Context, record func(context.Context, any) error) error {
+		if err := record(ctx, map[string]any{"event": "register", "agent": a.ID, "by": c.name,
+			"keys": thumbprints(a.Keys), "spiffe_id": a.SPIFFEID, "ring": a.Ring}); err != nil {
+			return err
+		}
+		var err error
+		got, err = reg.Register(ctx, a, c.name)
+		return err
+	})
 	switch {
+	case errors.Is(err, govern.ErrNotAudited):
+		return errcode.Wrap(errcode.Unavailable, "the audit log cannot be written, so the agent was not registered", err)
 	case errors.Is(err, identity.ErrExists):
 		return errorf(errcode.Conflict, err.Error())
 	case errors.Is(err, identity.ErrInvalid):

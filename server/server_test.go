@@ -150,7 +150,9 @@ func hashOf(tok string) string {
 	return hex.EncodeToString(s[:])
 }
 
-func start(t *testing.T) *env {
+// start serves the test policy over the real engine and stores; each of
+// with may add to the server's options (a registry, a trust keeper).
+func start(t *testing.T, with ...func(*server.Options, *sqlite.DB)) *env {
 	t.Helper()
 	set, err := policy.Compile(mustDocs(t, testPolicy))
 	if err != nil {
@@ -195,8 +197,12 @@ func start(t *testing.T) *env {
 		{Name: "a2", Role: config.AgentRole, Agent: "a2", Principal: action.Principal{User: "bob", Team: "search", Org: "acme"}, SHA256: hashOf("a2-tok")},
 	}}
 	cfg.Fill()
-	srv, err := server.New(server.Options{Config: cfg, Engine: eng, Audit: alog, Idempotency: db, Decisions: db, Store: db, Sessions: sessions,
-		Kill: kill, Approvals: approvals, Budgets: budgets, Logger: slog.New(slog.DiscardHandler)})
+	opt := server.Options{Config: cfg, Engine: eng, Audit: alog, Idempotency: db, Decisions: db, Store: db, Sessions: sessions,
+		Kill: kill, Approvals: approvals, Budgets: budgets, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range with {
+		f(&opt, db)
+	}
+	srv, err := server.New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
