@@ -255,7 +255,14 @@ func (s *Server) engageKill(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listKills(w http.ResponseWriter, r *http.Request) error {
-	all := r.URL.Query().Get("all") == "true"
+	var all bool
+	switch v := r.URL.Query().Get("all"); v {
+	case "", "false":
+	case "true":
+		all = true
+	default:
+		return errorf(errcode.BadRequest, fmt.Sprintf("all: want true or false, got %q", v))
+	}
 	l, err := s.opt.Kill.List(r.Context(), all)
 	if err != nil {
 		return err

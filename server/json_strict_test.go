@@ -37,3 +37,22 @@ func TestBodiesWithTrailingDataAreRefused(t *testing.T) {
 		t.Errorf("trailing newline: %d %v", code, m)
 	}
 }
+
+// A query flag is true or false: anything else is an error, not a quiet
+// false that shows less than was asked for.
+func TestKillListFlagIsTrueOrFalse(t *testing.T) {
+	e := start(t)
+	if code, m := e.call("POST", "/v1/kill", "admin-tok", `{"scope":"agent","target":"a9","reason":"x"}`); code != 201 {
+		t.Fatalf("kill: %d %v", code, m)
+	}
+	for _, v := range []string{"maybe", "1", "TRUE", "yes"} {
+		if code, m := e.call("GET", "/v1/kill?all="+v, "admin-tok", ""); code != 400 {
+			t.Errorf("all=%s: %d %v, want 400", v, code, m)
+		}
+	}
+	for _, v := range []string{"true", "false", ""} {
+		if code, m := e.call("GET", "/v1/kill?all="+v, "admin-tok", ""); code != 200 || len(m["switches"].([]any)) != 1 {
+			t.Errorf("all=%s: %d %v", v, code, m)
+		}
+	}
+}
