@@ -334,8 +334,12 @@ func (db *DB) heldByOwnPast(ctx context.Context, conn *pgx.Conn) error {
 // Replica is the id this DB was opened for.
 func (db *DB) Replica() string { return db.replica }
 
-// Ping reports whether the database answers and the replica still holds
-// its own connection (its id and the changes it listens for).
+// Ping reports whether the database answers reads of agentgov's own
+// tables and the replica still holds its own connection (its id and the
+// changes it listens for). A bare ping is answered by a database whose
+// tables are locked (a migration, a VACUUM FULL, an operator's LOCK
+// TABLE), while every decision waits on them; reading a table the
+// decisions write waits with them, until ctx ends.
 func (db *DB) Ping(ctx context.Context) error {
 	db.ownMu.Lock()
 	down := db.ownDown
@@ -343,8 +347,10 @@ func (db *DB) Ping(ctx context.Context) error {
 	if down != nil {
 		return fmt.Errorf("store: replica %s lost its own connection: %w", db.replica, down)
 	}
-	if err := db.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
+	var one int
+	err := db.pool.QueryRow(ctx, `SELECT 1 FROM audit_entries LIMIT 1`).Scan(&one)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store: reading audit_entries: %w", err)
 	}
 	return nil
 }
