@@ -165,6 +165,9 @@ var (
 	ErrConflict = errors.New("approval ticket conflict")
 	// ErrInvalid is returned for malformed requests.
 	ErrInvalid = errors.New("invalid approval request")
+	// ErrTooManyPending is returned when the agent already has as many
+	// tickets waiting as it may.
+	ErrTooManyPending = errors.New("too many approval tickets waiting")
 	// ErrRefused is wrapped by every *RedeemError.
 	ErrRefused = errors.New("approval refused")
 )
@@ -233,6 +236,9 @@ type Store interface {
 	// ExpireTicket sets status expired, only if the ticket is pending and
 	// its expires_at is not after now.
 	ExpireTicket(ctx context.Context, id string, now time.Time) (changed bool, err error)
+	// CountPendingTickets counts the pending tickets of one agent that
+	// expire after now.
+	CountPendingTickets(ctx context.Context, agentID string, now time.Time) (int, error)
 }
 
 // Record writes a change to the audit log before it is made: it is given
@@ -255,13 +261,37 @@ func record(ctx context.Context, rs []Record, c Change) error {
 
 // Approvals manages tickets over a Store.
 type Approvals struct {
-	st    Store
-	clock func() time.Time
+	st         Store
+	clock      func() time.Time
+	maxPending int
+}
+
+// DefaultMaxPending is how many tickets one agent may have waiting for a
+// decision at once, unless MaxPendingPerAgent says otherwise.
+const DefaultMaxPending = 100
+
+// Option adjusts a ticket manager.
+type Option func(*Approvals)
+
+// MaxPendingPerAgent bounds the tickets one agent may have waiting at once
+// (n > 0). Every require_approval decision opens a ticket: without a bound
+// an agent could bury the approvers' queue, and the one call that matters
+// with it, under thousands of requests.
+func MaxPendingPerAgent(n int) Option {
+	return func(m *Approvals) {
+		if n > 0 {
+			m.maxPending = n
+		}
+	}
 }
 
 // New returns a ticket manager. clock decides creation, expiry and use.
-func New(st Store, clock func() time.Time) *Approvals {
-	return &Approvals{st: st, clock: clock}
+func New(st Store, clock func() time.Time, opts ...Option) *Approvals {
+	m := &Approvals{st: st, clock: clock, maxPending: DefaultMaxPending}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Create opens a pending ticket for r.Action.
@@ -288,6 +318,16 @@ func (m *Approvals) Create(ctx context.Context, r Request) (Ticket, error) {
 	timeout := r.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
+	}
+	// Counted, then inserted: concurrent requests of one agent may pass the
+	// bound by as many as run at once, which the bound tolerates.
+	waiting, err := m.st.CountPendingTickets(ctx, a.Agent.ID, m.clock())
+	if err != nil {
+		return Ticket{}, fmt.Errorf("create approval: %w", err)
+	}
+	if waiting >= m.maxPending {
+		return Ticket{}, fmt.Errorf("create approval: %w: agent %s already has %d tickets waiting for a decision (at most %d): decide or cancel some, or let them expire",
+			ErrTooManyPending, a.Agent.ID, waiting, m.maxPending)
 	}
 	actionDigest, err := action.Digest(a)
 	if err != nil {

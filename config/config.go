@@ -59,6 +59,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Provenance bounds the per-session provenance ledger.
 	Provenance Provenance `yaml:"provenance"`
+	// Approvals bounds the approval queue.
+	Approvals Approvals `yaml:"approvals"`
 	// Policy delivery and training governance (config/delivery.go).
 	PolicyTrust    PolicyTrust `yaml:"policy_trust"`
 	PoliciesShadow string      `yaml:"policies_shadow"`
@@ -414,6 +416,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Provenance.validate(); err != nil {
+		return err
+	}
+	if err := c.Approvals.validate(); err != nil {
 		return err
 	}
 	if c.BodyReadTimeout < 0 || c.BodyReadTimeout > maxBodyReadTimeout {

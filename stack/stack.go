@@ -292,7 +292,7 @@ func Open(ctx context.Context, cfg *config.Config, opt Options) (_ *Stack, err e
 	}
 	s.loops = append(s.loops, loop{"budget reservations", s.Budgets.Run})
 	s.Sessions = session.New(s.store, s.clock)
-	s.Approvals = approval.New(s.store, s.clock)
+	s.Approvals = approval.New(s.store, s.clock, approval.MaxPendingPerAgent(s.Config.Approvals.MaxPendingPerAgent))
 	if s.Trust, err = trust.New(ctx, trust.Options{Store: s.store, Config: cfg.Trust, Rings: cfg.Rings, Clock: s.clock, Logger: s.log}); err != nil {
 		return nil, err
 	}

@@ -177,6 +177,17 @@ func (db *DB) DueTickets(ctx context.Context, now time.Time) ([]approval.Ticket,
 		`SELECT `+ticketSelect+` FROM approval_tickets WHERE status = 'pending' AND expires_at <= $1 ORDER BY seq`, toNanos(now))
 }
 
+// CountPendingTickets implements approval.Store.
+func (db *DB) CountPendingTickets(ctx context.Context, agentID string, now time.Time) (int, error) {
+	var n int
+	err := db.pool.QueryRow(ctx,
+		`SELECT count(*) FROM approval_tickets WHERE status = 'pending' AND agent_id = $1 AND expires_at > $2`, agentID, toNanos(now)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending approvals: %w", err)
+	}
+	return n, nil
+}
+
 // ExpireTicket implements approval.Store.
 func (db *DB) ExpireTicket(ctx context.Context, id string, now time.Time) (bool, error) {
 	tag, err := db.pool.Exec(ctx,

@@ -254,6 +254,17 @@ func (db *DB) DueTickets(ctx context.Context, now time.Time) ([]approval.Ticket,
 	return out, nil
 }
 
+// CountPendingTickets implements approval.Store.
+func (db *DB) CountPendingTickets(ctx context.Context, agentID string, now time.Time) (int, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx,
+		`SELECT count(*) FROM approval_tickets WHERE status = 'pending' AND agent_id = ? AND expires_at > ?`, agentID, toNanos(now)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending approvals: %w", err)
+	}
+	return n, nil
+}
+
 // ExpireTicket implements approval.Store.
 func (db *DB) ExpireTicket(ctx context.Context, id string, now time.Time) (bool, error) {
 	res, err := db.write.ExecContext(ctx,

@@ -79,6 +79,36 @@ func testTicketRoundTrip(t *testing.T, b Backend) {
 	}
 }
 
+// Only an agent's own tickets that still wait count: decided, expired and
+// other agents' tickets do not.
+func testCountPendingTickets(t *testing.T, b Backend) {
+	ctx := bg
+	db := open(t, b)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ticket := func(id, agent string, st approval.Status, expires time.Time) {
+		t.Helper()
+		tk := approval.Ticket{ID: id, Status: st, AgentID: agent, Args: json.RawMessage(`{}`),
+			OnTimeout: approval.TimeoutDeny, CreatedAt: at, ExpiresAt: expires}
+		if err := db.InsertTicket(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ticket("apr_w1", "a", approval.Pending, at.Add(time.Hour))
+	ticket("apr_w2", "a", approval.Pending, at.Add(2*time.Hour))
+	ticket("apr_due", "a", approval.Pending, at)
+	ticket("apr_ok", "a", approval.Approved, at.Add(time.Hour))
+	ticket("apr_b", "b", approval.Pending, at.Add(time.Hour))
+	for _, c := range []struct {
+		agent string
+		now   time.Time
+		want  int
+	}{{"a", at, 2}, {"a", at.Add(90 * time.Minute), 1}, {"b", at, 1}, {"c", at, 0}} {
+		if n, err := db.CountPendingTickets(ctx, c.agent, c.now); err != nil || n != c.want {
+			t.Errorf("CountPendingTickets(%s, %s) = %d, %v; want %d", c.agent, c.now.Format(time.Kitchen), n, err, c.want)
+		}
+	}
+}
+
 func testDecideTicketOnlyApprovesOrDenies(t *testing.T, b Backend) {
 	ctx := bg
 	db := open(t, b)

@@ -102,6 +102,7 @@ func Run(t *testing.T, b Backend) {
 		{"AuditLogVerifiesAcrossRestart", testAuditLogVerifiesAcrossRestart},
 		{"DecisionsAreFoundByID", testDecisionsAreFoundByID},
 		{"TicketRoundTrip", testTicketRoundTrip},
+		{"CountPendingTickets", testCountPendingTickets},
 		{"DecideTicketOnlyApprovesOrDenies", testDecideTicketOnlyApprovesOrDenies},
 		{"TicketRedeemedOnce", testTicketRedeemedOnce},
 		{"BudgetConfigsRoundTrip", testBudgetConfigsRoundTrip},
