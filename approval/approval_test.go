@@ -733,8 +733,9 @@ func TestDecideRecordsBeforeStoring(t *testing.T) {
 // number and the top random bits spread over many values. A counter or a
 // per-process constant in place of the random bits fails this.
 func TestTicketIDsCannotBeWorkedOutFromEarlierOnes(t *testing.T) {
-	m, _ := setup(t)
 	const n = 200
+	clk := &fakeClock{now: t0}
+	m := approval.New(openDB(t, t.TempDir()), clk.Now, approval.MaxPendingPerAgent(n))
 	type part struct {
 		hi uint16
 		lo uint64
