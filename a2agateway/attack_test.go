@@ -127,18 +127,7 @@ func TestMessageMetadataIsDecided(t *testing.T) {
 // the conversation: only the caller's own.
 func TestMessageCannotReferenceAnotherCallersTask(t *testing.T) {
 	h := start(t, nil, nil)
-	var taskID a2a.TaskID
-	for ev, err := range h.client(t, "caller").SendStreamingMessage(t.Context(), textMessage("task secret report")) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ti, ok := ev.(a2a.TaskInfoProvider); ok && ti.TaskInfo().TaskID != "" {
-			taskID = ti.TaskInfo().TaskID
-		}
-	}
-	if taskID == "" {
-		t.Fatal("no task")
-	}
+	taskID := h.startTask(t, "caller", "task secret report")
 	for name, refs := range map[string][]any{
 		"another caller's task": {string(taskID)},
 		"a task never seen":     {"t-unknown"},

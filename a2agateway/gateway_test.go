@@ -240,18 +240,7 @@ func TestKillSwitchStopsStreamInFlight(t *testing.T) {
 // can neither read nor cancel it, nor continue it.
 func TestTasksBelongToTheirCaller(t *testing.T) {
 	h := start(t, nil, nil)
-	var taskID a2a.TaskID
-	for ev, err := range h.client(t, "caller").SendStreamingMessage(t.Context(), textMessage("task report")) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ti, ok := ev.(a2a.TaskInfoProvider); ok && ti.TaskInfo().TaskID != "" {
-			taskID = ti.TaskInfo().TaskID
-		}
-	}
-	if taskID == "" {
-		t.Fatal("no task")
-	}
+	taskID := h.startTask(t, "caller", "task report")
 	task, err := h.client(t, "caller").GetTask(t.Context(), &a2a.TaskQueryParams{ID: taskID})
 	if err != nil || task.ID != taskID {
 		t.Fatalf("the owner's tasks/get: %v %v", task, err)

@@ -336,6 +336,25 @@ func (h *harness) client(t *testing.T, agent string) *a2aclient.Client {
 	return c
 }
 
+// startTask sends text as agent over a stream and returns the id of the
+// task the upstream opened for it.
+func (h *harness) startTask(t *testing.T, agent, text string) a2a.TaskID {
+	t.Helper()
+	var taskID a2a.TaskID
+	for ev, err := range h.client(t, agent).SendStreamingMessage(t.Context(), textMessage(text)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ti, ok := ev.(a2a.TaskInfoProvider); ok && ti.TaskInfo().TaskID != "" {
+			taskID = ti.TaskInfo().TaskID
+		}
+	}
+	if taskID == "" {
+		t.Fatal("no task")
+	}
+	return taskID
+}
+
 func textMessage(s string) *a2a.MessageSendParams {
 	return &a2a.MessageSendParams{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: s})}
 }

@@ -56,6 +56,25 @@ var replayActions = []string{
 	`{"tool":{"name":"read_file"},"args":{"path":"/tmp/AKIAIOSFODNN7EXAMPLE"}}`,
 }
 
+// candidateSet writes candidatePolicy as a policy directory.
+func candidateSet(t *testing.T) string {
+	t.Helper()
+	cand := filepath.Join(t.TempDir(), "candidate")
+	os.MkdirAll(cand, 0o755)
+	os.WriteFile(filepath.Join(cand, "test.yaml"), []byte(candidatePolicy), 0o644)
+	return cand
+}
+
+// loggedReads is a stopped server whose log holds six reads of /tmp/x,
+// checkpointed every three entries.
+func loggedReads(t *testing.T) *instance {
+	t.Helper()
+	in := startAuditServer(t, "audit: {checkpoint_every: 3, checkpoint_interval: 1h}\n", "")
+	in.decide(6)
+	in.stop()
+	return in
+}
+
 func TestReplayMatchesASecondServerRunUnderTheNewPolicy(t *testing.T) {
 	old := startServer(t)
 	for _, a := range replayActions {
@@ -72,9 +91,7 @@ func TestReplayMatchesASecondServerRunUnderTheNewPolicy(t *testing.T) {
 	}
 	old.stop()
 
-	cand := filepath.Join(t.TempDir(), "candidate")
-	os.MkdirAll(cand, 0o755)
-	os.WriteFile(filepath.Join(cand, "test.yaml"), []byte(candidatePolicy), 0o644)
+	cand := candidateSet(t)
 
 	code, out := agentgov(t, "replay", "--policies", cand, "--data", old.data, "--json")
 	if code != 0 {
@@ -172,12 +189,8 @@ func TestReplayMatchesASecondServerRunUnderTheNewPolicy(t *testing.T) {
 // be shown denying a call nobody made. The entries under the latest
 // checkpoint are read against its signed root, so the edit is refused.
 func TestReplayRefusesALogEditedUnderItsCheckpoint(t *testing.T) {
-	in := startAuditServer(t, "audit: {checkpoint_every: 3, checkpoint_interval: 1h}\n", "")
-	in.decide(6)
-	in.stop()
-	cand := filepath.Join(t.TempDir(), "candidate")
-	os.MkdirAll(cand, 0o755)
-	os.WriteFile(filepath.Join(cand, "test.yaml"), []byte(candidatePolicy), 0o644)
+	in := loggedReads(t)
+	cand := candidateSet(t)
 
 	code, out := agentgov(t, "replay", "--policies", cand, "--data", in.data, "--json")
 	var res evidence.ReplayResult
@@ -196,12 +209,8 @@ func TestReplayRefusesALogEditedUnderItsCheckpoint(t *testing.T) {
 // signature is left to contradict it. Replay cannot prove such a log and
 // says that none of what it read is signed.
 func TestReplaySaysWhatNoCheckpointSigns(t *testing.T) {
-	in := startAuditServer(t, "audit: {checkpoint_every: 3, checkpoint_interval: 1h}\n", "")
-	in.decide(6)
-	in.stop()
-	cand := filepath.Join(t.TempDir(), "candidate")
-	os.MkdirAll(cand, 0o755)
-	os.WriteFile(filepath.Join(cand, "test.yaml"), []byte(candidatePolicy), 0o644)
+	in := loggedReads(t)
+	cand := candidateSet(t)
 
 	sqlTamper(t, in.data,
 		`UPDATE audit_entries SET data = replace(data, '/tmp/x', '/etc/passwd') WHERE idx = 2`,
