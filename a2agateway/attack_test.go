@@ -314,3 +314,33 @@ func TestArtifactInManySmallChunksIsHeldInLinearWork(t *testing.T) {
 		t.Errorf("holding a 1 MiB artifact in %d chunks allocated %d MiB", chunks, alloc>>20)
 	}
 }
+
+// An upstream that never ends its stream: every event is decided and
+// audited, so the stream is ended after a2a.max_stream_events of them,
+// with an error the caller can read, and the log stops growing with it.
+func TestAStreamThatNeverEndsIsCut(t *testing.T) {
+	up := hostileUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for i := 0; r.Context().Err() == nil; i++ {
+			fmt.Fprintf(w, `data: {"jsonrpc":"2.0","id":"x","result":{"kind":"status-update","taskId":"t1","contextId":"c1","final":false,"status":{"state":"working","message":{"kind":"message","messageId":"m%d","role":"agent","parts":[{"kind":"text","text":"still working %d"}]}}}}`+"\n\n", i, i)
+			if rc.Flush() != nil {
+				return
+			}
+		}
+	})
+	const bound = 20
+	h := start(t, up, func(c *Config) { c.Labels, c.MaxStreamEvents = nil, bound })
+	out := h.rpc(t, "caller", "message/stream", userMessage("go", nil))
+	last := out[len(out)-1]
+	e, _ := last["error"].(map[string]any)
+	if e == nil || !strings.Contains(fmt.Sprint(e["message"]), "more than 20 events") {
+		t.Fatalf("the stream ended with %v after %d events", last, len(out))
+	}
+	if len(out) != bound+1 {
+		t.Errorf("%d events passed on, want %d and the error", len(out)-1, bound)
+	}
+	if n := len(h.rec.decisions(action.PostAgentMessage)); n > bound {
+		t.Errorf("%d replies decided and audited, want at most %d", n, bound)
+	}
+}

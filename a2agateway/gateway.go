@@ -65,6 +65,7 @@ const (
 	DefaultMaxFileBytes     = 4 << 20
 	DefaultTimeout          = 5 * time.Minute
 	DefaultMaxTasks         = 100_000
+	DefaultMaxStreamEvents  = 10_000
 	defaultKillPoll         = 250 * time.Millisecond
 	maxCardBytes            = 1 << 20
 )
@@ -111,6 +112,10 @@ type Config struct {
 	// MaxTasks bounds how many tasks and conversations the gateway
 	// remembers the owner of.
 	MaxTasks int
+	// MaxStreamEvents bounds the events of one upstream stream: each is
+	// decided and audited, so an upstream that never ends its stream
+	// would otherwise grow the audit log for as long as the caller waits.
+	MaxStreamEvents int
 	// KillPoll is how often a stream in flight looks for a kill switch
 	// while the upstream is silent.
 	KillPoll time.Duration
@@ -156,7 +161,7 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("a2a gateway %s: url: want an absolute http or https URL, got %q", cfg.Name, cfg.URL)
 	}
-	for _, v := range []int64{cfg.MaxMessageBytes, cfg.MaxReplyBytes, cfg.MaxArtifactBytes, cfg.MaxFileBytes, int64(cfg.Timeout), int64(cfg.MaxTasks), int64(cfg.KillPoll)} {
+	for _, v := range []int64{cfg.MaxMessageBytes, cfg.MaxReplyBytes, cfg.MaxArtifactBytes, cfg.MaxFileBytes, int64(cfg.Timeout), int64(cfg.MaxTasks), int64(cfg.KillPoll), int64(cfg.MaxStreamEvents)} {
 		if v < 0 {
 			return nil, fmt.Errorf("a2a gateway %s: a bound is negative", cfg.Name)
 		}
@@ -167,6 +172,7 @@ func New(cfg Config) (*Gateway, error) {
 	cfg.MaxFileBytes = cmp.Or(cfg.MaxFileBytes, DefaultMaxFileBytes)
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
 	cfg.MaxTasks = cmp.Or(cfg.MaxTasks, DefaultMaxTasks)
+	cfg.MaxStreamEvents = cmp.Or(cfg.MaxStreamEvents, DefaultMaxStreamEvents)
 	cfg.KillPoll = cmp.Or(cfg.KillPoll, defaultKillPoll)
 	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now, tasks: map[string]taskOwner{}}
 	if g.log == nil {

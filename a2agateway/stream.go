@@ -180,6 +180,13 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, c *call, ra
 				return
 			}
 			x.events++
+			if x.events > g.cfg.MaxStreamEvents {
+				e := errcode.Errorf(errcode.TooLarge, "agentgov ended the stream of %s: it sent more than %d events (a2a.max_stream_events)", g.cfg.Name, g.cfg.MaxStreamEvents)
+				g.refused(string(e.Code))
+				x.withheld = len(pending) > 0
+				fail(codeError(e), e.Message)
+				return
+			}
 			switch e := ev.(type) {
 			case *a2a.TaskArtifactUpdateEvent:
 				if e.Artifact == nil {

@@ -28,6 +28,9 @@ type A2A struct {
 	// Timeout bounds one non-streamed request to an upstream (absent or
 	// 0: 5m).
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxStreamEvents bounds the events of one upstream stream (absent or
+	// 0: 10000).
+	MaxStreamEvents int `yaml:"max_stream_events"`
 }
 
 // A2AAgent is one upstream agent.
@@ -53,6 +56,8 @@ const (
 	minA2ABytes   = 1 << 10
 	maxA2ABytes   = 256 << 20
 	maxA2ATimeout = time.Hour
+	// maxA2AStreamEvents: each event is decided and audited.
+	maxA2AStreamEvents = 1_000_000
 )
 
 func (c *Config) fillA2A() {
@@ -71,6 +76,9 @@ func (c *Config) fillA2A() {
 	}
 	if a.Timeout == 0 {
 		a.Timeout = a2agateway.DefaultTimeout
+	}
+	if a.MaxStreamEvents == 0 {
+		a.MaxStreamEvents = a2agateway.DefaultMaxStreamEvents
 	}
 	for name, ag := range a.Agents {
 		if ag.Trust == "" {
@@ -97,6 +105,9 @@ func (c *Config) validateA2A() error {
 	}
 	if a.Timeout < time.Second || a.Timeout > maxA2ATimeout {
 		return bad("a2a.timeout", "want a duration from 1s to %v, got %v", maxA2ATimeout, a.Timeout)
+	}
+	if a.MaxStreamEvents < 1 || a.MaxStreamEvents > maxA2AStreamEvents {
+		return bad("a2a.max_stream_events", "want 1 to %d, got %d", maxA2AStreamEvents, a.MaxStreamEvents)
 	}
 	for name, ag := range a.Agents {
 		key := "a2a.agents." + name

@@ -32,7 +32,8 @@ func (s *Stack) a2aHandlers(identify a2agateway.Identify) (map[string]http.Handl
 			Decider: s.Engine, Identify: identify, Recorder: s.Audit, Kill: s.Kill, Observer: s.Metrics,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxReplyBytes: cfg.MaxReplyBytes,
 			MaxArtifactBytes: cfg.MaxArtifactBytes, MaxFileBytes: cfg.MaxFileBytes, Timeout: cfg.Timeout,
-			Now: s.clock, Logger: s.log, Tracer: s.tracer,
+			MaxStreamEvents: cfg.MaxStreamEvents,
+			Now:             s.clock, Logger: s.log, Tracer: s.tracer,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("a2a agent %s: %w", name, err)
