@@ -1,13 +1,17 @@
 package mcp
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // toolCatalog is a session's view of its upstream's tools, as the gateway
 // listed and assessed them itself: calls wait for a current one, a
 // notifications/tools/list_changed makes it stale, and one listing runs at
 // a time.
 type toolCatalog struct {
-	loadMu sync.Mutex // one listing at a time
+	loadMu sync.Mutex  // one listing at a time
+	queued atomic.Bool // a load waits for loadMu
 
 	mu      sync.Mutex
 	tools   map[string]*toolState
@@ -65,8 +69,17 @@ func (c *toolCatalog) claimListing(pins uint64) bool {
 
 // load runs one listing and keeps what it found. A listing that was made
 // stale while it ran does not make the catalog current.
+//
+// One load waiting behind the running one is enough: it lists after every
+// staleness mark made before it started, so further loads while it waits
+// return at once. An upstream sending list_changed again and again gets
+// two listings, not one held goroutine and one listing per notification.
 func (c *toolCatalog) load(list func() (map[string]*toolState, error)) {
+	if !c.queued.CompareAndSwap(false, true) {
+		return
+	}
 	c.loadMu.Lock()
+	c.queued.Store(false)
 	defer c.loadMu.Unlock()
 	c.mu.Lock()
 	c.started = true
