@@ -222,6 +222,10 @@ type MCP struct {
 	// SessionIdleTimeout closes a session, with its upstream, once it has
 	// served no request for this long (absent or 0: 10m).
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// RelistInterval is the oldest a session's listing of a server's tools
+	// may be when a call is checked against it; an older one is listed and
+	// assessed again first (absent or 0: 5m).
+	RelistInterval time.Duration `yaml:"relist_interval"`
 	// MaxSessionsPerAgent bounds the sessions one agent holds open on one
 	// server (absent or 0: 16): each costs an upstream connection, for a
 	// command server a process.
@@ -370,6 +374,9 @@ func (c *Config) Fill() {
 	if c.MCP.SessionIdleTimeout == 0 {
 		c.MCP.SessionIdleTimeout = mcp.DefaultSessionIdleTimeout
 	}
+	if c.MCP.RelistInterval == 0 {
+		c.MCP.RelistInterval = mcp.DefaultRelistInterval
+	}
 	if c.MCP.MaxSessionsPerAgent == 0 {
 		c.MCP.MaxSessionsPerAgent = mcp.DefaultMaxSessionsPerAgent
 	}
@@ -488,6 +495,9 @@ func (c *Config) Validate() error {
 	}
 	if d := c.MCP.SessionIdleTimeout; d < minMCPIdle || d > maxMCPIdle {
 		return bad("mcp.session_idle_timeout", "want a duration from %v to %v, got %v", minMCPIdle, maxMCPIdle, d)
+	}
+	if d := c.MCP.RelistInterval; d < minMCPIdle || d > maxMCPIdle {
+		return bad("mcp.relist_interval", "want a duration from %v to %v, got %v", minMCPIdle, maxMCPIdle, d)
 	}
 	if n := c.MCP.MaxSessionsPerAgent; n < 1 || n > maxMCPSessions {
 		return bad("mcp.max_sessions_per_agent", "want 1 to %d sessions, got %d", maxMCPSessions, n)

@@ -3,6 +3,7 @@ package mcp
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // toolCatalog is a session's view of its upstream's tools, as the gateway
@@ -19,6 +20,7 @@ type toolCatalog struct {
 	ready   chan struct{} // closed when a current catalog is in
 	done    bool          // ready is closed
 	started bool          // a listing was started
+	listed  time.Time     // when the listing in force was started
 	pins    uint64        // the version of the pins the listing was assessed under
 }
 
@@ -44,6 +46,19 @@ func (c *toolCatalog) markStale() {
 		c.done = false
 	}
 	c.mu.Unlock()
+}
+
+// expire makes a current catalog listed more than maxAge before now
+// stale, and says whether it did: the caller then starts a listing.
+func (c *toolCatalog) expire(now time.Time, maxAge time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done || c.listed.IsZero() || now.Sub(c.listed) < maxAge {
+		return false
+	}
+	c.ready = make(chan struct{})
+	c.done = false
+	return true
 }
 
 // claimListing says whether the caller should start a listing: it is the
@@ -74,7 +89,7 @@ func (c *toolCatalog) claimListing(pins uint64) bool {
 // staleness mark made before it started, so further loads while it waits
 // return at once. An upstream sending list_changed again and again gets
 // two listings, not one held goroutine and one listing per notification.
-func (c *toolCatalog) load(list func() (map[string]*toolState, error)) {
+func (c *toolCatalog) load(now func() time.Time, list func() (map[string]*toolState, error)) {
 	if !c.queued.CompareAndSwap(false, true) {
 		return
 	}
@@ -86,10 +101,11 @@ func (c *toolCatalog) load(list func() (map[string]*toolState, error)) {
 	ch := c.ready
 	c.mu.Unlock()
 
+	at := now()
 	tools, err := list()
 
 	c.mu.Lock()
-	c.tools, c.err = tools, err
+	c.tools, c.err, c.listed = tools, err, at
 	if c.ready == ch && !c.done {
 		close(ch)
 		c.done = true

@@ -24,10 +24,10 @@ func TestListChangedFloodListsOnceMore(t *testing.T) {
 		return map[string]*toolState{}, nil
 	}
 	first, second := make(chan struct{}), make(chan struct{})
-	go func() { c.load(list); close(first) }()
+	go func() { c.load(time.Now, list); close(first) }()
 	<-started
 	c.markStale()
-	go func() { c.load(list); close(second) }()
+	go func() { c.load(time.Now, list); close(second) }()
 	for !c.queued.Load() {
 		runtime.Gosched()
 	}
@@ -36,7 +36,7 @@ func TestListChangedFloodListsOnceMore(t *testing.T) {
 	go func() {
 		for range 200 {
 			c.markStale()
-			c.load(list)
+			c.load(time.Now, list)
 		}
 		close(flood)
 	}()

@@ -167,6 +167,13 @@ type Config struct {
 	// initialize (the client's, or the gateway's own after a restart) and
 	// the listing of its tools; DefaultInitTimeout when 0.
 	InitTimeout time.Duration
+	// RelistInterval bounds how old a session's listing of the upstream's
+	// tools may be when a call is checked against it: an older one is
+	// listed again, and assessed against the pins, before the call goes
+	// on. An upstream that changes a tool without announcing it
+	// (notifications/tools/list_changed) is found within this interval.
+	// DefaultRelistInterval when 0.
+	RelistInterval time.Duration
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -220,6 +227,7 @@ const (
 	DefaultSessionIdleTimeout  = 10 * time.Minute
 	DefaultMaxSessionsPerAgent = 16
 	DefaultInitTimeout         = 30 * time.Second
+	DefaultRelistInterval      = 5 * time.Minute
 	DefaultShutdownGrace       = 10 * time.Second
 )
 
@@ -265,6 +273,8 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("mcp gateway %s: MaxSessionsPerAgent is negative", cfg.Server)
 	case cfg.InitTimeout < 0:
 		return nil, fmt.Errorf("mcp gateway %s: InitTimeout is negative", cfg.Server)
+	case cfg.RelistInterval < 0:
+		return nil, fmt.Errorf("mcp gateway %s: RelistInterval is negative", cfg.Server)
 	case cfg.ShutdownGrace < 0:
 		return nil, fmt.Errorf("mcp gateway %s: ShutdownGrace is negative", cfg.Server)
 	}
@@ -273,6 +283,7 @@ func New(cfg Config) (*Gateway, error) {
 	cfg.SessionIdleTimeout = cmp.Or(cfg.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	cfg.MaxSessionsPerAgent = cmp.Or(cfg.MaxSessionsPerAgent, DefaultMaxSessionsPerAgent)
 	cfg.InitTimeout = cmp.Or(cfg.InitTimeout, DefaultInitTimeout)
+	cfg.RelistInterval = cmp.Or(cfg.RelistInterval, DefaultRelistInterval)
 	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, DefaultShutdownGrace)
 	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now, reported: map[string]bool{}}
 	if g.log == nil {

@@ -798,7 +798,7 @@ func internalKey(id jsonrpc.ID) (string, bool) {
 // loadCatalog lists the upstream's tools itself, all pages, and assesses
 // them against the pins.
 func (s *session) loadCatalog() {
-	s.catalog.load(func() (map[string]*toolState, error) {
+	s.catalog.load(s.g.now, func() (map[string]*toolState, error) {
 		tools, err := s.listTools()
 		if err != nil {
 			return nil, err
@@ -876,7 +876,7 @@ func parseToolsPage(result json.RawMessage) ([]pin.ToolDef, string, error) {
 // tool waits for a current catalog and returns the state of one tool,
 // nil if the upstream does not offer it.
 func (s *session) tool(ctx context.Context, name string) (*toolState, error) {
-	if s.catalog.claimListing(s.g.cfg.Pins.Version()) {
+	if s.catalog.claimListing(s.g.cfg.Pins.Version()) || s.catalog.expire(s.g.now(), s.g.cfg.RelistInterval) {
 		s.goHeld(s.loadCatalog)
 	}
 	retried := false

@@ -196,7 +196,8 @@ func (s *Stack) mcpHandlers(identify mcp.Identify) (map[string]*mcp.HTTPHandler,
 			TrustOnFirstUse: cfg.MCP.TrustOnFirstUse, RedactResults: true, Logger: s.log,
 			MaxMessageBytes: cfg.MCP.MaxMessageBytes, ReadTimeout: cfg.MCP.ReadTimeout,
 			SessionIdleTimeout: cfg.MCP.SessionIdleTimeout, MaxSessionsPerAgent: cfg.MCP.MaxSessionsPerAgent,
-			Now: s.clock, Observer: s.Metrics, Resource: protectedResource(cfg.MCP.Authorization, name), Alert: s.MCPAlert,
+			RelistInterval: cfg.MCP.RelistInterval,
+			Now:            s.clock, Observer: s.Metrics, Resource: protectedResource(cfg.MCP.Authorization, name), Alert: s.MCPAlert,
 			Tracer: s.tracer, Chaos: s.mcpChaos(),
 		})
 		if err != nil {
