@@ -188,11 +188,13 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /ui/kill/{id}/release", c.admin(c.release))
 	m.HandleFunc("POST /ui/sessions/{verb}", c.admin(c.moveSession))
 	m.HandleFunc("GET /ui/budgets", c.admin(c.budgets))
-	m.HandleFunc("GET /ui/reliability", c.admin(c.reliability))
+	// Approvers read reliability and MCP review as the API lets them;
+	// changing anything there is for admins.
+	m.HandleFunc("GET /ui/reliability", c.signedIn(c.reliability))
 	m.HandleFunc("POST /ui/incidents/{id}/close", c.admin(c.closeIncident))
 	m.HandleFunc("POST /ui/chaos/{id}/switch", c.admin(c.chaosConfirm))
 	m.HandleFunc("POST /ui/chaos/{id}/switch/confirm", c.admin(c.chaosSwitch))
-	m.HandleFunc("GET /ui/mcp", c.admin(c.mcp))
+	m.HandleFunc("GET /ui/mcp", c.signedIn(c.mcp))
 	m.HandleFunc("POST /ui/mcp/repin", c.admin(c.repinConfirm))
 	m.HandleFunc("POST /ui/mcp/repin/confirm", c.admin(c.repin))
 	m.HandleFunc("GET /ui/audit", c.admin(c.audit))

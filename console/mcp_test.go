@@ -158,6 +158,11 @@ func TestMCPPageShowsDriftAndRepinsAfterConfirmation(t *testing.T) {
 	if res, _ := approver.do("POST", "/ui/mcp/repin/confirm", url.Values{"csrf": {approver.csrf("/ui/approvals")}, "server": {"docs"}, "tool": {"lookup"}, "reason": {"x"}}); res.StatusCode != 403 {
 		t.Errorf("an approver re-pins: %d", res.StatusCode)
 	}
+	// An approver reads the drift, as the API lets it, with no re-pin form.
+	if res, page := approver.do("GET", "/ui/mcp", nil); res.StatusCode != 200 || !strings.Contains(page, `class="drift"`) || strings.Contains(page, `action="/ui/mcp/repin"`) {
+		t.Errorf("an approver's MCP page: %d; drift shown %v, re-pin form shown %v", res.StatusCode,
+			strings.Contains(page, `class="drift"`), strings.Contains(page, `action="/ui/mcp/repin"`))
+	}
 	if refused, _ := lookup(t, cs, "q3"); !refused {
 		t.Fatal("a refused re-pin let the tool through")
 	}

@@ -234,7 +234,9 @@ func (c *Console) reliability(w http.ResponseWriter, r *http.Request, s *session
 		data["IncidentError"] = apiError(err)
 	}
 	data["Incidents"] = incidents.Incidents
-	chaosData(r, s, data)
+	if s.role == "admin" {
+		chaosData(r, s, data)
+	}
 	c.page(w, r, s, http.StatusOK, "reliability.html", data)
 }
 

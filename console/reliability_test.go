@@ -70,6 +70,12 @@ func TestIncidentsAreClosedByAnAdminWithTheFormToken(t *testing.T) {
 	if res, _ := approver.do("POST", closePath, url.Values{"csrf": {approver.csrf("/ui/approvals")}, "note": {"x"}}); res.StatusCode != 403 {
 		t.Errorf("an approver closes an incident: %d", res.StatusCode)
 	}
+	// An approver reads the incident, as the API lets it, with no form to
+	// close it.
+	if res, page := approver.do("GET", "/ui/reliability", nil); res.StatusCode != 200 || !strings.Contains(page, `id="inc-`+id+`"`) || strings.Contains(page, `action="`+closePath+`"`) {
+		t.Errorf("an approver's reliability page: %d; incident shown %v, close form shown %v", res.StatusCode,
+			strings.Contains(page, `id="inc-`+id+`"`), strings.Contains(page, `action="`+closePath+`"`))
+	}
 	b := newBrowser(t, base)
 	b.signIn(adminTok)
 	token := b.csrf("/ui/reliability")
