@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -347,8 +348,7 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response, inline bool) 
 	}
 	if resp.Error != nil {
 		c.endSpanWithError(resp.Error)
-		s.toClient(resp)
-		settle("error", resp.Error.Error(), nil)
+		s.finishError(c, resp, settle)
 		return
 	}
 	switch c.method {
@@ -408,6 +408,63 @@ func (s *session) finishCall(c *callState, resp *jsonrpc.Response, inline bool) 
 	}
 }
 
+// finishError is finishCall for a JSON-RPC error answering the call: its
+// message and data are free text of the upstream's, which reaches the
+// client as a result does, so they are decided on and masked alike.
+func (s *session) finishError(c *callState, resp *jsonrpc.Response, settle func(status, errText string, rr *resultRecord)) {
+	we, ok := resp.Error.(*jsonrpc.Error)
+	if !ok {
+		we = &jsonrpc.Error{Code: codeUpstreamFailure, Message: resp.Error.Error()}
+	}
+	texts := []string{we.Message}
+	collectStrings(we.Data, &texts)
+	post := c.action
+	post.Point = action.PostToolCall
+	post.Content = strings.Join(texts, "\n")
+	post.ApprovalID = ""
+	pd, err := s.g.cfg.Decider.Decide(c.traced(s.ctx), post)
+	if err != nil {
+		pd = denial(fmt.Sprintf("gateway: the decision on the result failed, so it is withheld: %v", err))
+	}
+	rr := &resultRecord{PostEffect: pd.Effect, rpcError: true}
+	if !pd.ID.IsZero() {
+		rr.PostDecision = pd.ID.String()
+	}
+	switch {
+	case pd.Effect == action.Deny || pd.Effect == action.RequireApproval:
+		rr.Withheld = true
+		text := fmt.Sprintf("agentgov withheld the error of %s/%s: %s", s.g.cfg.Server, c.action.Tool.Name, strings.Join(pd.Reasons, "; "))
+		meta := map[string]any{"agentgov/effect": string(pd.Effect), "agentgov/decision": rr.PostDecision}
+		if c.method == methodToolsCall {
+			s.reply(resp.ID, errorResult(text, meta))
+		} else {
+			s.replyRefused(resp.ID, text, meta)
+		}
+	case (hasRedact(pd) || s.g.cfg.RedactResults) && s.g.cfg.Detector != nil:
+		det := s.g.cfg.Detector
+		mask := func(t string) string {
+			f := det.Sensitive(t)
+			if len(f) == 0 {
+				return t
+			}
+			rr.Redacted += len(f)
+			return det.Redact(t, f)
+		}
+		out := &jsonrpc.Error{Code: we.Code, Message: mask(we.Message)}
+		if len(we.Data) > 0 {
+			if tree, err := decodeTree(we.Data); err == nil {
+				out.Data, _ = encodeTree(maskAll(tree, mask))
+			}
+			// Data that cannot be read is dropped, never passed on
+			// unmasked.
+		}
+		s.toClient(&jsonrpc.Response{ID: resp.ID, Error: out})
+	default:
+		s.toClient(resp)
+	}
+	settle("error", we.Message, rr)
+}
+
 // finishContent is finishCall for a resource's contents or a prompt: the
 // same post-call decision on its text, the same withholding or
 // redaction.
@@ -461,14 +518,15 @@ func hasRedact(d action.Decision) bool {
 	return false
 }
 
-// redact masks sensitive findings in every text of a result. It returns how
-// many findings it masked and the rewritten result. Most results have
-// nothing to mask, so the texts are checked first and the result is only
-// taken apart and rebuilt when something is found.
+// redact masks sensitive findings in every string of a result that
+// parseCallResult reads. It returns how many findings it masked and the
+// rewritten result. Most results have nothing to mask, so the strings are
+// checked first and the result is only taken apart and rebuilt when
+// something is found.
 func (s *session) redact(raw json.RawMessage, res callResult) (int, json.RawMessage) {
 	det := s.g.cfg.Detector
 	found := false
-	for _, t := range res.Texts {
+	for _, t := range slices.Concat(res.Texts, res.Other) {
 		if len(det.Sensitive(t)) > 0 {
 			found = true
 			break
@@ -484,48 +542,144 @@ func (s *session) redact(raw json.RawMessage, res callResult) (int, json.RawMess
 	if err := json.Unmarshal(raw, &result); err != nil {
 		return 0, nil
 	}
-	var content []map[string]any
-	_ = json.Unmarshal(result["content"], &content)
 	n := 0
-	mask := func(t string) string {
+	maskResult(result, func(t string) string {
 		f := det.Sensitive(t)
 		if len(f) == 0 {
 			return t
 		}
 		n += len(f)
 		return det.Redact(t, f)
-	}
-	for _, c := range content {
-		if t, ok := c["text"].(string); ok {
-			c["text"] = mask(t)
-		}
-		if r, ok := c["resource"].(map[string]any); ok {
-			if t, ok := r["text"].(string); ok {
-				r["text"] = mask(t)
-			}
-		}
-	}
-	if sc := result["structuredContent"]; len(sc) > 0 && string(sc) != "null" {
-		before := n
-		masked := mask(string(sc))
-		if n > before {
-			if json.Valid([]byte(masked)) {
-				result["structuredContent"] = json.RawMessage(masked)
-			} else {
-				delete(result, "structuredContent") // never pass on what could not be masked
-			}
-		}
-	}
+	})
 	if n == 0 {
 		return 0, nil
 	}
-	b, _ := json.Marshal(content)
-	result["content"] = b
 	out, err := json.Marshal(result)
 	if err != nil {
 		return 0, nil
 	}
 	return n, bytes.TrimSpace(out)
+}
+
+// maskResult replaces every string of a tools/call result that
+// parseCallResult reads with what mask makes of it, rewriting the members
+// it changed. The structured content is masked as its JSON text, so that
+// numbers are masked too; a member that cannot be rewritten is dropped,
+// never passed on unmasked.
+func maskResult(result map[string]json.RawMessage, mask func(string) string) {
+	for key, val := range result {
+		changed := false
+		m := func(t string) string {
+			out := mask(t)
+			changed = changed || out != t
+			return out
+		}
+		switch key {
+		case "isError":
+			continue
+		case "resultType":
+			if len(val) > 0 && val[0] == '"' {
+				continue
+			}
+		case "structuredContent":
+			if len(val) == 0 || string(val) == "null" {
+				continue
+			}
+			if masked := m(string(val)); changed {
+				if json.Valid([]byte(masked)) {
+					result[key] = json.RawMessage(masked)
+				} else {
+					delete(result, key)
+				}
+			}
+			continue
+		}
+		tree, err := decodeTree(val)
+		if err != nil {
+			delete(result, key)
+			continue
+		}
+		if blocks, ok := tree.([]any); ok && key == "content" {
+			for i, b := range blocks {
+				if bm, ok := b.(map[string]any); ok {
+					maskBlock(bm, m)
+				} else {
+					blocks[i] = maskAll(b, m)
+				}
+			}
+		} else {
+			tree = maskAll(tree, m)
+		}
+		if changed {
+			out, err := encodeTree(tree)
+			if err != nil {
+				delete(result, key)
+				continue
+			}
+			result[key] = out
+		}
+	}
+}
+
+// maskBlock masks a content block's strings as parseCallResult reads them:
+// all but its kind, its media type and an image's or audio's data.
+func maskBlock(m map[string]any, mask func(string) string) {
+	kind, _ := m["type"].(string)
+	for k, v := range m {
+		_, isString := v.(string)
+		switch {
+		case isString && (k == "type" || k == "mimeType"):
+		case isString && k == "data" && base64Block(kind):
+		case k == "resource":
+			if r, ok := v.(map[string]any); ok {
+				for rk, rv := range r {
+					if _, isString := rv.(string); isString && (rk == "mimeType" || rk == "blob") {
+						continue
+					}
+					r[rk] = maskAll(rv, mask)
+				}
+				continue
+			}
+			m[k] = maskAll(v, mask)
+		default:
+			m[k] = maskAll(v, mask)
+		}
+	}
+}
+
+// maskAll masks every string of v.
+func maskAll(v any, mask func(string) string) any {
+	switch x := v.(type) {
+	case string:
+		return mask(x)
+	case []any:
+		for i := range x {
+			x[i] = maskAll(x[i], mask)
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = maskAll(x[k], mask)
+		}
+	}
+	return v
+}
+
+func decodeTree(raw json.RawMessage) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+func encodeTree(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf.Bytes()), nil
 }
 
 // settle records what happened to an allowed call: the engine's Outcome
@@ -540,7 +694,7 @@ func (s *session) settle(c *callState, status, errText string, rr *resultRecord)
 		failure := ""
 		switch {
 		case status == "ok":
-		case rr != nil:
+		case rr != nil && !rr.rpcError:
 			failure = "tool_error" // the upstream answered, with a tool's error
 		default:
 			failure = "error" // a JSON-RPC error, a malformed answer, an upstream that died

@@ -93,11 +93,17 @@ func readApprovalID(meta []byte, p *callParams) error {
 
 // callResult is what the gateway reads from a tools/call result: the texts
 // of its content blocks (a block's own text, then its embedded resource's),
-// its structured content, and whether it reports an error.
+// its structured content, every other string the client gets (the
+// result's _meta, a resource link's name and description, annotations, an
+// embedded resource's uri), and whether it reports an error. Only a
+// block's kind and media type, and the base64 data of an image, audio or
+// embedded blob, are not read: what a hostile server puts anywhere else
+// reaches the client, so the post-call decision and the masking see it.
 type callResult struct {
 	Texts             []string
 	resourceText      []bool // Texts[i] is an embedded resource's text
 	StructuredContent json.RawMessage
+	Other             []string
 	IsError           bool
 }
 
@@ -131,10 +137,21 @@ func parseCallResult(raw json.RawMessage) (callResult, error) {
 			res.StructuredContent = val
 		case "isError":
 			isError = val
+		case "resultType":
+			// The protocol's word for the kind of result, as a block's type.
+			if val[0] != '"' {
+				collectStrings(val, &res.Other)
+			}
+		default:
+			collectStrings(val, &res.Other)
 		}
 	}
 	res.IsError = string(isError) == "true"
-	if content == nil || content[0] != '[' {
+	if content == nil {
+		return res, nil
+	}
+	if content[0] != '[' {
+		collectStrings(content, &res.Other)
 		return res, nil
 	}
 	blocks := wire.NewValueReader(content)
@@ -147,9 +164,10 @@ func parseCallResult(raw json.RawMessage) (callResult, error) {
 			return res, nil
 		}
 		if block[0] != '{' {
+			collectStrings(block, &res.Other)
 			continue
 		}
-		text, resource := blockTexts(block)
+		text, resource := res.blockTexts(block)
 		if text != nil {
 			res.Texts = append(res.Texts, *text)
 			res.resourceText = append(res.resourceText, false)
@@ -162,13 +180,22 @@ func parseCallResult(raw json.RawMessage) (callResult, error) {
 }
 
 // blockTexts returns a content block's text and its embedded resource's
-// text, each nil when absent or not a string. Of repeated keys the last
-// counts.
-func blockTexts(block []byte) (text, resource *string) {
+// text, each nil when absent or not a string, and adds the block's other
+// strings to res.Other. Of repeated keys the last counts.
+func (res *callResult) blockTexts(block []byte) (text, resource *string) {
 	r := wire.NewValueReader(block)
 	if r.Open() != nil {
 		return nil, nil
 	}
+	var kind string
+	var data [][]byte
+	defer func() {
+		for _, d := range data {
+			if !base64Block(kind) || d[0] != '"' {
+				collectStrings(d, &res.Other)
+			}
+		}
+	}()
 	for {
 		key, val, ok, err := r.Next()
 		if err != nil || !ok {
@@ -176,13 +203,99 @@ func blockTexts(block []byte) (text, resource *string) {
 		}
 		switch string(key) {
 		case "text":
-			text = stringValue(val)
+			if text = stringValue(val); text == nil {
+				collectStrings(val, &res.Other)
+			}
 		case "resource":
 			resource = nil
 			if val[0] == '{' {
-				inner, _ := blockTexts(val)
-				resource = inner
+				resource = res.resourceTexts(val)
+			} else {
+				collectStrings(val, &res.Other)
 			}
+		case "type":
+			kind = ""
+			if s := stringValue(val); s != nil {
+				kind = *s
+			} else {
+				collectStrings(val, &res.Other)
+			}
+		case "mimeType":
+			if val[0] != '"' {
+				collectStrings(val, &res.Other)
+			}
+		case "data":
+			data = append(data, val)
+		default:
+			collectStrings(val, &res.Other)
+		}
+	}
+}
+
+// resourceTexts returns an embedded resource's text, nil when absent or not
+// a string, and adds its other strings but its blob to res.Other.
+func (res *callResult) resourceTexts(obj []byte) (text *string) {
+	r := wire.NewValueReader(obj)
+	if r.Open() != nil {
+		return nil
+	}
+	for {
+		key, val, ok, err := r.Next()
+		if err != nil || !ok {
+			return text
+		}
+		switch string(key) {
+		case "text":
+			if text = stringValue(val); text == nil {
+				collectStrings(val, &res.Other)
+			}
+		case "mimeType", "blob":
+			if val[0] != '"' {
+				collectStrings(val, &res.Other)
+			}
+		default:
+			collectStrings(val, &res.Other)
+		}
+	}
+}
+
+// base64Block says a content block of this kind carries base64 data,
+// which the detectors cannot read and masking would corrupt.
+func base64Block(kind string) bool { return kind == "image" || kind == "audio" }
+
+// collectStrings adds every string of a JSON value to out.
+func collectStrings(val []byte, out *[]string) {
+	if len(val) == 0 {
+		return
+	}
+	switch val[0] {
+	case '"':
+		if s := stringValue(val); s != nil {
+			*out = append(*out, *s)
+		}
+	case '{':
+		r := wire.NewValueReader(val)
+		if r.Open() != nil {
+			return
+		}
+		for {
+			_, v, ok, err := r.Next()
+			if err != nil || !ok {
+				return
+			}
+			collectStrings(v, out)
+		}
+	case '[':
+		r := wire.NewValueReader(val)
+		if r.OpenArray() != nil {
+			return
+		}
+		for {
+			v, ok, err := r.NextElement()
+			if err != nil || !ok {
+				return
+			}
+			collectStrings(v, out)
 		}
 	}
 }
@@ -203,8 +316,22 @@ func (r callResult) hasStructured() bool {
 }
 
 // text is what the post-call decision inspects: every text, then the
-// structured content, one to a line.
+// structured content, then the other strings, one to a line.
 func (r callResult) text() string {
+	if len(r.Other) == 0 {
+		return r.contentText()
+	}
+	var b strings.Builder
+	b.WriteString(r.contentText())
+	for _, o := range r.Other {
+		b.WriteByte('\n')
+		b.WriteString(o)
+	}
+	return b.String()
+}
+
+// contentText is every text, then the structured content, one to a line.
+func (r callResult) contentText() string {
 	var b strings.Builder
 	for i, t := range r.Texts {
 		if r.resourceText[i] || b.Len() > 0 {

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -50,6 +51,9 @@ var callResults = []string{
 	`{"structuredContent":{"a":"b"},"isError":false,"isError":true}`,
 	`{"Content":[{"text":"wrong case"}],"content":[{"Text":"wrong case"}]}`,
 	`{}`, `null`, `[]`, `"s"`,
+	`{"content":[{"type":"resource_link","uri":"u","name":"n","description":"d","annotations":{"audience":["user"]}}],"_meta":{"k":["v",{"w":"x"}]}}`,
+	`{"content":[{"type":"image","data":"AAA","mimeType":"image/png"},{"type":"text","data":"shown","mimeType":{"m":"odd"}},{"type":{"t":"odd"}}]}`,
+	`{"content":[{"type":"resource","resource":{"uri":"u","blob":"AAA","mimeType":"text/plain","_meta":{"k":"v"}}},{"resource":"flat"},{"text":{"t":"odd"}}]}`,
 }
 
 func TestCallResultReading(t *testing.T) {
@@ -63,10 +67,38 @@ func TestCallResultReading(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if got := res.text(); got != want || res.IsError != wantErr {
+		if got := res.contentText(); got != want || res.IsError != wantErr {
 			t.Errorf("%s: text %q isError %v; want %q %v", raw, got, res.IsError, want, wantErr)
 		}
+		if missed := unreadStrings(json.RawMessage(raw), res); len(missed) > 0 {
+			t.Errorf("%s: masking would change %q, which the decision does not read", raw, missed)
+		}
 	}
+}
+
+// unreadStrings are the strings of a result that masking visits but the
+// reading of the result does not give the post-call decision: none may
+// be, or a secret there would reach the client unseen.
+func unreadStrings(raw json.RawMessage, res callResult) []string {
+	var result map[string]json.RawMessage
+	if json.Unmarshal(raw, &result) != nil {
+		return nil
+	}
+	read := map[string]bool{}
+	for _, t := range slices.Concat(res.Texts, res.Other) {
+		read[t] = true
+	}
+	if res.hasStructured() {
+		read[string(res.StructuredContent)] = true
+	}
+	var missed []string
+	maskResult(result, func(t string) string {
+		if !read[t] {
+			missed = append(missed, t)
+		}
+		return t
+	})
+	return missed
 }
 
 func TestCallParamsReading(t *testing.T) {

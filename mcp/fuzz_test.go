@@ -22,8 +22,13 @@ func FuzzCallResult(f *testing.F) {
 		if (err == nil) != ok {
 			t.Fatalf("%s: error %v, the maps say ok=%v", in, err, ok)
 		}
-		if err == nil && (res.text() != want || res.IsError != wantErr) {
-			t.Fatalf("%s: text %q isError %v; want %q %v", in, res.text(), res.IsError, want, wantErr)
+		if err == nil && (res.contentText() != want || res.IsError != wantErr) {
+			t.Fatalf("%s: text %q isError %v; want %q %v", in, res.contentText(), res.IsError, want, wantErr)
+		}
+		if err == nil {
+			if missed := unreadStrings(json.RawMessage(in), res); len(missed) > 0 {
+				t.Fatalf("%s: masking would change %q, which the decision does not read", in, missed)
+			}
 		}
 	})
 }

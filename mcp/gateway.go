@@ -87,6 +87,35 @@ type Identity struct {
 	Principal action.Principal
 }
 
+// key says who an identity is, as far as a decision can tell: the agent,
+// the principal, the delegation chain and the credential's issuer and
+// subject. A session's every call is decided for the identity that opened
+// it, so a session is served only to the same key: another credential of
+// the same agent (a delegation bounding it, another principal) opens its
+// own. The key of a signing key (a thumbprint) is left out, so that an
+// agent rotating its key keeps its sessions.
+func (id Identity) key() string {
+	k := struct {
+		Agent      string           `json:"a"`
+		Principal  action.Principal `json:"p"`
+		Delegation []string         `json:"d,omitempty"`
+		Kind       string           `json:"k,omitempty"`
+		Issuer     string           `json:"i,omitempty"`
+		Subject    string           `json:"s,omitempty"`
+	}{Agent: id.Agent.ID, Principal: id.Principal}
+	for _, d := range id.Agent.Delegation {
+		k.Delegation = append(k.Delegation, d.ID)
+	}
+	if c := id.Agent.Credential; c != nil {
+		k.Kind, k.Issuer, k.Subject = c.Kind, c.Issuer, c.Subject
+	}
+	b, _ := json.Marshal(k)
+	return string(b)
+}
+
+// same says other is the identity id opened a session with.
+func (id Identity) same(other Identity) bool { return id.key() == other.key() }
+
 // Dialer opens a new connection to the upstream server (see wire.Dialer).
 type Dialer = wire.Dialer
 
@@ -732,6 +761,9 @@ type resultRecord struct {
 	Error        string        `json:"error,omitempty"`
 	Redacted     int           `json:"redacted,omitempty"`
 	Withheld     bool          `json:"withheld,omitempty"`
+	// rpcError says the upstream answered with a JSON-RPC error rather
+	// than a result.
+	rpcError bool
 }
 
 type driftRecord struct {

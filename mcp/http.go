@@ -225,7 +225,7 @@ func (h *HTTPHandler) acquire(sid string, who Identity) (*httpSession, func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hs := h.sessions[sid]
-	if hs == nil || hs.who.Agent.ID != who.Agent.ID || hs.ending != "" {
+	if hs == nil || !hs.who.same(who) || hs.ending != "" {
 		return nil, nil
 	}
 	hs.active++
@@ -241,7 +241,7 @@ func (h *HTTPHandler) acquire(sid string, who Identity) (*httpSession, func()) {
 func (h *HTTPHandler) end(sid string, who Identity, reason string) *httpSession {
 	h.mu.Lock()
 	hs := h.sessions[sid]
-	if hs == nil || hs.who.Agent.ID != who.Agent.ID || hs.ending != "" {
+	if hs == nil || !hs.who.same(who) || hs.ending != "" {
 		h.mu.Unlock()
 		return nil
 	}

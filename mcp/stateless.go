@@ -248,11 +248,13 @@ func refusedOpening(rec *recorder) *backingError {
 	return &backingError{status: rec.status, body: rec.body.Bytes()}
 }
 
-// statelessSessionID is the id of an agent's stateless session on this
+// statelessSessionID is the id of a caller's stateless session on this
 // server: the same every time it is opened, so that a ticket given in one
-// lets the call through in the next.
-func statelessSessionID(server, agent string) string {
-	sum := sha256.Sum256([]byte(server + "\x00" + agent))
+// lets the call through in the next. It is one per credential (see
+// Identity.key), since every call through it is decided for the identity
+// that opened it.
+func statelessSessionID(server string, who Identity) string {
+	sum := sha256.Sum256([]byte(server + "\x00" + who.key()))
 	return "mcp-stateless-" + hex.EncodeToString(sum[:12])
 }
 
@@ -260,7 +262,7 @@ func statelessSessionID(server, agent string) string {
 // initialize and its notification, on the client's behalf, with the
 // client's info and capabilities) when it is not open.
 func (h *HTTPHandler) backing(r *http.Request, who Identity, meta statelessMeta) (*backingSession, *backingError) {
-	sid := statelessSessionID(h.g.cfg.Server, who.Agent.ID)
+	sid := statelessSessionID(h.g.cfg.Server, who)
 	// One opening at a time per agent; other agents do not wait on it.
 	h.mu.Lock()
 	lock := h.opening[sid]

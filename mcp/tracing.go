@@ -210,7 +210,7 @@ func settledResult(c *callState, status, errText string, rr *resultRecord) callt
 		r.Decision = c.decision.ID.String()
 	}
 	switch {
-	case status != "ok" && rr != nil:
+	case status != "ok" && rr != nil && !rr.rpcError:
 		r.ErrorType, r.Error = "tool_error", errText
 	case status != "ok":
 		r.ErrorType, r.Error = "error", errText
