@@ -155,11 +155,12 @@ type compiledRule struct {
 	match    compiledMatch
 	strength int
 	prg      cel.Program
-	native   *native  // the condition, or a necessary part of it, compiled to Go
-	exact    bool     // native is the whole condition
-	prov     bool     // the condition asks the provenance ledger
-	ids      []string // {id}, shared by every decision this rule decides alone
-	reasons  []string // {"rule id: reason"}
+	native   *native     // the condition, or a necessary part of it, compiled to Go
+	exact    bool        // native is the whole condition
+	prov     bool        // the condition asks the provenance ledger
+	shapes   []shapePath // the paths the condition reads into the request (shape.go)
+	ids      []string    // {id}, shared by every decision this rule decides alone
+	reasons  []string    // {"rule id: reason"}
 }
 
 // Compile type-checks every condition, builds the rule index and returns the
@@ -234,7 +235,7 @@ func compileDoc(env *cel.Env, d *Document, uses map[string]bool) (*compiledDoc, 
 			reasons:  []string{ruleReason(r)},
 		}
 		if strings.TrimSpace(r.When) != "" {
-			prg, nat, exact, prov, warns, err := compileWhen(env, r.When, uses)
+			prg, nat, exact, prov, shapes, warns, err := compileWhen(env, r.When, uses)
 			if err != nil {
 				errs = append(errs, &Error{File: d.File, Line: r.whenLine + err.line, Msg: fmt.Sprintf("rule %s: when: %s", r.ID, err.msg)})
 			}
@@ -243,6 +244,7 @@ func compileDoc(env *cel.Env, d *Document, uses map[string]bool) (*compiledDoc, 
 			}
 			cr.prg, cr.native, cr.exact = prg, nat, exact
 			cr.prov = prov
+			cr.shapes = shapes
 		}
 		cd.rules = append(cd.rules, cr)
 	}
@@ -345,7 +347,7 @@ type whenError struct {
 	msg  string
 }
 
-func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, *native, bool, bool, []whenError, *whenError) {
+func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, *native, bool, bool, []shapePath, []whenError, *whenError) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		// One line per problem: CEL's own source excerpt and caret would
@@ -361,13 +363,13 @@ func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, 
 		if len(msgs) == 0 {
 			msgs = append(msgs, strings.TrimSpace(iss.Err().Error()))
 		}
-		return nil, nil, false, false, nil, &whenError{line: max(line, 0), msg: strings.Join(msgs, "; ")}
+		return nil, nil, false, false, nil, nil, &whenError{line: max(line, 0), msg: strings.Join(msgs, "; ")}
 	}
 	if !ast.OutputType().IsExactType(types.BoolType) {
-		return nil, nil, false, false, nil, &whenError{msg: fmt.Sprintf("must be a boolean expression, not %s", ast.OutputType())}
+		return nil, nil, false, false, nil, nil, &whenError{msg: fmt.Sprintf("must be a boolean expression, not %s", ast.OutputType())}
 	}
 	if err := checkFields(ast); err != nil {
-		return nil, nil, false, false, nil, err
+		return nil, nil, false, false, nil, nil, err
 	}
 	celast.PostOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
 		if e.Kind() == celast.IdentKind {
@@ -375,7 +377,7 @@ func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, 
 		}
 	}))
 	if err := checkCost(env, ast); err != nil {
-		return nil, nil, false, false, nil, err
+		return nil, nil, false, false, nil, nil, err
 	}
 	warnings := prefixWarnings(ast)
 	if opt, iss := argReadsOpt.Optimize(env, ast); iss == nil || iss.Err() == nil {
@@ -394,10 +396,10 @@ func compileWhen(env *cel.Env, expr string, uses map[string]bool) (cel.Program, 
 	}
 	prg, err := env.Program(ast, opts...)
 	if err != nil {
-		return nil, nil, false, false, nil, &whenError{msg: err.Error()}
+		return nil, nil, false, false, nil, nil, &whenError{msg: err.Error()}
 	}
 	nat, exact := compileNativeAST(ast)
-	return prg, nat, exact, readsProvenance(ast), warnings, nil
+	return prg, nat, exact, readsProvenance(ast), shapePathsOf(ast.NativeRep().Expr()), warnings, nil
 }
 
 func loopsOverRequest(ast *cel.Ast) bool {

@@ -332,6 +332,12 @@ func (r *compiledRule) eval(act *activation) (bool, string) {
 		return ok && b, ""
 	}
 	if missing(err) {
+		// CEL gives a field of a string the error of an absent key: an
+		// agent must not turn a deny rule off by sending a value of
+		// another shape than the one the rule reads into.
+		if where, kind, bad := wrongShape(r.shapes, &act.a); bad {
+			return r.outcome(false, where+" is "+kind+", which the condition reads into")
+		}
 		return false, ""
 	}
 	return r.outcome(false, err.Error())

@@ -33,6 +33,7 @@ const maxOccurrences = 256
 // wordsOf is the words form of a text: tokens joined by a space, sentences
 // by a line break.
 func wordsOf(s string) string {
+	s = fold(s)
 	var b strings.Builder
 	b.Grow(len(s))
 	var tok []byte

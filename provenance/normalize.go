@@ -20,9 +20,11 @@ const MinLength = 4
 // escaped line breaks of folded YAML and shell lines) are dropped, a hyphen between two digits
 // is dropped (card and account numbers written in groups), and the URL
 // prefixes "http://", "https://" and "www." are dropped wherever they occur.
+// Invisible characters go and full-width forms are read as ASCII (fold).
 // Nothing else changes: punctuation that separates the parts of an address
 // (".", "@", "/", ":") stays, so "evil.com" never matches "evilcom".
 func Normalize(s string) string {
+	s = fold(s)
 	var b strings.Builder
 	b.Grow(len(s))
 	prevDigit := false // the last byte written is a digit
@@ -99,4 +101,31 @@ func long(v string) bool {
 		return false
 	}
 	return len(v) >= MinLength*utf8.UTFMax || utf8.RuneCountInString(v) >= MinLength
+}
+
+// fold drops the characters a reader does not see (Unicode format
+// characters: zero-width spaces and joiners, soft hyphens, direction marks,
+// tags) and reads full-width ASCII forms as ASCII, as a model copying a
+// value does. Otherwise a result could write the value it asks for so that
+// it never matches the plain value of the call it causes.
+func fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= '\uff01' && r <= '\uff5e':
+			return r - 0xfee0
+		case unicode.Is(unicode.Cf, r):
+			return -1
+		}
+		return r
+	}, s)
 }
