@@ -18,9 +18,13 @@ type limiter struct {
 	sweepAt time.Time
 }
 
-// limitKey names one counter. Session ids are per agent, so a limit keyed
-// by session counts each agent's session apart: agent is set for it alone.
+// limitKey names one counter: a limit's id is unique within its document
+// only, so the document is part of the name, or two documents' limits of
+// one id would count into one window (with either one's per). Session ids
+// are per agent, so a limit keyed by session counts each agent's session
+// apart: agent is set for it alone.
 type limitKey struct {
+	doc   string
 	id    string
 	key   string
 	agent string
@@ -70,7 +74,7 @@ func (l *limiter) admit(limits []*policy.RateLimitRef, a *action.Action, now tim
 		if !rl.Applies(a) {
 			continue
 		}
-		k := limitKey{id: rl.ID, key: keyOf(rl.RateLimit, a)}
+		k := limitKey{doc: rl.Doc.Name, id: rl.ID, key: keyOf(rl.RateLimit, a)}
 		if rl.Key == "session" {
 			k.agent = a.Agent.ID
 		}
