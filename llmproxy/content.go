@@ -12,13 +12,15 @@ import (
 // policies see it at pre_model_call (DESIGN §2): the separate system prompt
 // (Anthropic), every message of every role in order (its text and text
 // parts, refusals, the arguments of its tool calls, tool results, text
-// documents, thinking), then the tool definitions, the response schema and
-// a predicted output. Pieces are joined by newlines.
+// documents, thinking), then the tool definitions, the response schema, a
+// predicted output and every other top-level field but the controls.
+// Pieces are joined by newlines.
 //
 // Message content is walked rather than read field by field, so that a
 // block type the proxy does not know still shows its text; what is skipped
 // is what a model does not read as text (roles, ids, types, signatures) or
-// cannot be read as text (images, audio and files, inline or by URL).
+// cannot be read as text (images, audio and files given inline). URLs the
+// provider fetches are kept: whoever serves one reads it.
 func requestText(o object) (string, *failure) {
 	var t texts
 	for _, name := range []string{"system", "messages"} {
@@ -45,7 +47,52 @@ func requestText(o object) (string, *failure) {
 			t.walk(v, "")
 		}
 	}
+	t.others(o, conversationFields)
 	return t.b.String(), nil
+}
+
+// conversationFields are the top-level fields requestText reads itself.
+var conversationFields = map[string]bool{
+	"system": true, "messages": true, "tools": true, "functions": true, "response_format": true, "prediction": true,
+}
+
+// controls are top-level fields that hold no text a model reads or a
+// provider acts on as text: the model's name, ids, modes and options whose
+// values are enums. Numbers, booleans and nulls are skipped wherever they
+// are.
+var controls = map[string]bool{
+	"model": true, "stream": true, "stream_options": true, "thinking": true, "reasoning_effort": true,
+	"verbosity": true, "service_tier": true, "modalities": true, "audio": true, "logit_bias": true,
+	"metadata": true, "user": true, "safety_identifier": true, "prompt_cache_key": true,
+	"encoding_format": true,
+}
+
+// others adds every other top-level field, whole, as JSON: a field the
+// proxy does not know may still reach the model (a server that renders a
+// chat_template or documents into the prompt, tool_choice, Anthropic's
+// mcp_servers), so it is decided like the rest rather than forwarded
+// unseen.
+func (t *texts) others(o object, read map[string]bool) {
+	keys := make([]string, 0, len(o))
+	for k := range o {
+		if !read[k] && !controls[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		raw := bytes.TrimSpace(o[k])
+		switch {
+		case len(raw) == 0:
+		case raw[0] == '"':
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				t.add(s)
+			}
+		case raw[0] == '{' || raw[0] == '[':
+			t.raw(raw)
+		}
+	}
 }
 
 type texts struct{ b strings.Builder }
@@ -72,8 +119,8 @@ func (t *texts) raw(raw json.RawMessage) {
 var notText = map[string]bool{
 	"role": true, "type": true, "id": true, "tool_call_id": true, "tool_use_id": true,
 	"signature": true, "cache_control": true, "media_type": true, "mime_type": true,
-	"detail": true, "format": true, "url": true, "file_data": true, "file_id": true,
-	"image_url": true, "input_audio": true, "audio": true, "encrypted_content": true,
+	"detail": true, "format": true, "file_data": true, "file_id": true,
+	"input_audio": true, "audio": true, "encrypted_content": true,
 }
 
 // walk adds every string in v a model reads as text. key is the key v sits
@@ -92,6 +139,16 @@ func (t *texts) walk(v any, key string) {
 			e := x[k]
 			switch {
 			case notText[k]:
+			case k == "url" || k == "image_url":
+				// A URL the provider fetches is a message to whoever
+				// serves it; inline data: URLs are base64 payloads.
+				if u, ok := e.(string); ok {
+					if !isDataURL(u) {
+						t.add(u)
+					}
+				} else {
+					t.walk(e, k)
+				}
 			case k == "data":
 				// Inline data is base64 (an image, a PDF, redacted
 				// thinking), except a plain-text document's source.
@@ -134,4 +191,8 @@ func sortedKeys(m map[string]any) []string {
 		return strings.Compare(a, b)
 	})
 	return keys
+}
+
+func isDataURL(u string) bool {
+	return len(u) >= 5 && strings.EqualFold(u[:5], "data:")
 }

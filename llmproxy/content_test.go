@@ -69,17 +69,17 @@ func TestAnthropicContentPoliciesSeeTheSystemPromptAndEveryBlock(t *testing.T) {
 
 // What the policies see is what the model gets: a body that names a field
 // twice is read by the proxy one way (the last wins in Go) and might be
-// read the other way upstream, so the proxy forwards its own reading, and
-// binary payloads (images, audio) are not taken for text.
+// read the other way upstream, so it is refused (see
+// TestDuplicateKeysCannotSplitWhatIsDecidedFromWhatIsSent), and binary
+// payloads (images, audio) are not taken for text.
 func TestTheUpstreamGetsWhatWasDecided(t *testing.T) {
 	r := newRig(t, nil)
 	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a forbidden topic"}],"messages":[{"role":"user","content":"hello"}]}`
-	if res := r.do("POST", "/llm/v1/chat/completions", body); res.status != 200 {
+	if res := r.do("POST", "/llm/v1/chat/completions", body); res.status != 400 {
 		t.Fatalf("%d %s", res.status, res.body)
 	}
-	msgs := r.up.last().Body["messages"].([]any)
-	if len(msgs) != 1 || msgs[0].(map[string]any)["content"] != "hello" {
-		t.Errorf("the upstream got %v, not the messages that were decided", msgs)
+	if n := len(r.up.seen()); n != 0 {
+		t.Fatalf("a body naming messages twice reached the upstream")
 	}
 	body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"text","text":"describe"},{"type":"image_url","image_url":{"url":"data:image/png;base64,Zm9yYmlkZGVu"}},{"type":"input_audio","input_audio":{"data":"Zm9yYmlkZGVu","format":"wav"}}]}]}`
 	r.do("POST", "/llm/v1/chat/completions", body)

@@ -204,7 +204,9 @@ func (p *proxy) route(d dialect, m models.Model) (*upstream, *failure) {
 
 // forwarded lists the caller's headers that reach the upstream. Anything
 // else, above all Authorization and x-api-key, stays behind.
-var forwarded = []string{"Content-Type", "Accept", "Anthropic-Version", "Anthropic-Beta", "Openai-Beta", "Idempotency-Key", "Traceparent", "Tracestate"}
+// Content-Type is not among them: the body is the proxy's JSON, and a
+// caller's type could have the provider read it as something else.
+var forwarded = []string{"Accept", "Anthropic-Version", "Anthropic-Beta", "Openai-Beta", "Idempotency-Key", "Traceparent", "Tracestate"}
 
 func upstreamHeaders(dst, src http.Header, up *upstream) {
 	for _, k := range forwarded {
@@ -212,9 +214,7 @@ func upstreamHeaders(dst, src http.Header, up *upstream) {
 			dst[k] = v
 		}
 	}
-	if dst.Get("Content-Type") == "" {
-		dst.Set("Content-Type", "application/json")
-	}
+	dst.Set("Content-Type", "application/json")
 	if up.name == "anthropic" {
 		dst.Set("X-Api-Key", up.key)
 		if dst.Get("Anthropic-Version") == "" {
@@ -233,9 +233,12 @@ var dropped = map[string]bool{
 	"Content-Length": true, "Content-Encoding": true, "Set-Cookie": true,
 }
 
+// copyResponseHeaders passes on the upstream's headers, except the dropped
+// ones and agentgov's own (X-Agentgov-*), which only the proxy sets: an
+// upstream must not name another decision or pose as a refusal.
 func copyResponseHeaders(dst, src http.Header) {
 	for k, v := range src {
-		if !dropped[k] {
+		if !dropped[k] && !strings.HasPrefix(http.CanonicalHeaderKey(k), "X-Agentgov-") {
 			dst[k] = v
 		}
 	}
@@ -294,6 +297,10 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 		seen     bool
 		upErr    string
 		clientOK = true
+		// final is whether the report read is the stream's last word on
+		// usage (OpenAI's usage chunk, Anthropic's message_delta), ended
+		// whether the stream's last event arrived.
+		final, ended bool
 	)
 	emit := func(ev []byte) {
 		if !clientOK {
@@ -308,13 +315,24 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 		}
 	}
 	finish := func() {
+		if !ended && !final && upErr == "" && clientOK {
+			upErr = "upstream stream ended before its last event"
+		}
+		charged := usageIf(seen, u)
+		if seen && !ended && !final {
+			// A report from the middle of a stream (message_start's one
+			// output token, a running count) is not what the provider
+			// bills for what it went on writing: charge at least the
+			// reservation, as a stream without any report is.
+			charged = &tokens{max(u.in, s.call.inEst), max(u.out, s.call.outEst())}
+		}
 		switch {
 		case upErr != "":
-			s.settle("error", upErr, usageIf(seen, u), "stream_error")
+			s.settle("error", upErr, charged, "stream_error")
 		case !clientOK:
-			s.settle("error", "caller went away mid-stream", usageIf(seen, u), "cancelled")
+			s.settle("error", "caller went away mid-stream", charged, "cancelled")
 		default:
-			s.settle("ok", "", usageIf(seen, u), "")
+			s.settle("ok", "", charged, "")
 		}
 	}
 	handle := func(ev []byte) {
@@ -333,6 +351,7 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 				}
 				if json.Unmarshal(data, &chunk) == nil && chunk.Usage != nil {
 					u, seen = chunk.Usage.tokens(), true
+					final = len(chunk.Choices) == 0
 					if s.span != nil {
 						s.respModel = responseModel(data, false)
 					}
@@ -362,7 +381,7 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 				}
 				if json.Unmarshal(data, &e) == nil && e.Usage != nil {
 					u.merge(e.Usage.tokens())
-					seen = true
+					seen, final = true, true
 				}
 			case "message_stop":
 				last = true
@@ -371,6 +390,7 @@ func (p *proxy) relayStream(w http.ResponseWriter, resp *http.Response, d dialec
 			}
 		}
 		if last && !s.done {
+			ended = upErr == ""
 			finish()
 		}
 		emit(ev)
@@ -489,13 +509,18 @@ type usageFields struct {
 
 type tokens struct{ in, out int64 }
 
+// tokens sums a report. The sums saturate: a hostile upstream's huge counts
+// must charge the most, never wrap around to an invalid negative outcome
+// that is not recorded at all.
 func (u *usageFields) tokens() tokens {
 	t := tokens{
-		in:  max(0, u.PromptTokens) + max(0, u.InputTokens) + max(0, u.CacheCreation) + max(0, u.CacheRead),
-		out: max(0, u.CompletionTokens) + max(0, u.OutputTokens),
+		in:  satAdd(satAdd(max(0, u.PromptTokens), max(0, u.InputTokens)), satAdd(max(0, u.CacheCreation), max(0, u.CacheRead))),
+		out: satAdd(max(0, u.CompletionTokens), max(0, u.OutputTokens)),
 	}
 	// Whatever the total holds beyond the prompt was written, so billed.
-	t.out = max(t.out, u.TotalTokens-t.in)
+	if u.TotalTokens > t.in {
+		t.out = max(t.out, u.TotalTokens-t.in)
+	}
 	return t
 }
 
@@ -537,7 +562,7 @@ func (s *settlement) settle(status, errText string, u *tokens, failure string) {
 	}
 	s.record(action.Outcome{
 		Status:       status,
-		Tokens:       t.in + t.out,
+		Tokens:       satAdd(t.in, t.out),
 		InputTokens:  t.in,
 		OutputTokens: t.out,
 		CostUSD:      usd(s.model.Cost(t.in, t.out)),

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
+	"unicode"
 
 	"github.com/agentgov/agentgov/errcode"
 	"github.com/agentgov/agentgov/models"
@@ -75,7 +77,70 @@ func decodeObject(body []byte) (object, *failure) {
 		}
 		return nil, badRequest("", msg)
 	}
+	if f := checkKeys(body); f != nil {
+		return nil, f
+	}
 	return o, nil
+}
+
+// checkKeys refuses a body in which an object, at any depth, names a key
+// twice, or two keys that differ only in letter case. Parsers disagree on
+// which one counts (the first, the last, or for Go's struct fields either
+// spelling), so the proxy could decide on one reading while the provider
+// acts on the other; nested values go upstream as sent.
+func checkKeys(body []byte) *failure {
+	type frame struct {
+		keys map[string]bool // nil in an array
+		key  bool            // the next token of an object is a key
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return badRequest("", "request body must be a JSON object: "+errcode.DescribeJSON(err))
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.keys != nil && top.key {
+			if k, ok := tok.(string); ok {
+				f := foldKey(k)
+				if top.keys[f] {
+					return badRequest("", fmt.Sprintf("request body: an object names the key %q twice (or twice in different letter case); parsers differ on which one counts", k))
+				}
+				top.keys[f] = true
+				top.key = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value (scalar or closed container) is complete: its object
+		// expects a key next.
+		if len(stack) > 0 && stack[len(stack)-1].keys != nil {
+			stack[len(stack)-1].key = true
+		}
+	}
+}
+
+// foldKey is k as Go's encoding/json matches struct field names: upper
+// case of lower case, rune by rune, so that the Kelvin sign is a K.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToLower(r)) }, k)
 }
 
 // field decodes one member of o into T. Absent and null both leave ok false.
@@ -221,18 +286,28 @@ func parseEmbeddings(body []byte) (*call, *failure) {
 		return nil, badRequest("input", "input: required")
 	}
 	c.inEst = estimateTokens(len(raw))
-	var s string
-	var ss []string
+	var (
+		s     string
+		ss    []string
+		ids   []int64
+		idss  [][]int64
+		inTxt string
+	)
 	switch {
 	case json.Unmarshal(raw, &s) == nil:
-		c.content = s
+		inTxt = s
 	case json.Unmarshal(raw, &ss) == nil:
-		c.content = strings.Join(ss, "\n")
-	case bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")):
-		// token arrays: nothing to inspect as text
+		inTxt = strings.Join(ss, "\n")
+	case json.Unmarshal(raw, &ids) == nil, json.Unmarshal(raw, &idss) == nil:
+		// Token ids: nothing to inspect as text. Anything else in an
+		// array (objects, strings among ids) would go upstream undecided.
 	default:
-		return nil, badRequest("input", "input: want a string, an array of strings or an array of token arrays")
+		return nil, badRequest("input", "input: want a string, an array of strings, an array of token ids or an array of arrays of token ids")
 	}
+	var t texts
+	t.add(inTxt)
+	t.others(o, map[string]bool{"input": true})
+	c.content = t.b.String()
 	return c, nil
 }
 
