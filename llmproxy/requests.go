@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"unicode"
@@ -88,53 +87,138 @@ func decodeObject(body []byte) (object, *failure) {
 // which one counts (the first, the last, or for Go's struct fields either
 // spelling), so the proxy could decide on one reading while the provider
 // acts on the other; nested values go upstream as sent.
+//
+// body has been decoded already, so it is valid JSON: the scan only needs
+// to find each object's keys. It reads the bytes itself, since it runs on
+// every proxied call and a token decoder cost more than the rest of the
+// proxy's own work on an ordinary chat request.
 func checkKeys(body []byte) *failure {
-	type frame struct {
-		keys map[string]bool // nil in an array
-		key  bool            // the next token of an object is a key
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return badRequest("", "request body must be a JSON object: "+errcode.DescribeJSON(err))
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.keys != nil && top.key {
-			if k, ok := tok.(string); ok {
-				f := foldKey(k)
-				if top.keys[f] {
+	var stack []keySet
+	expectKey := false
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{':
+			stack = append(stack, keySet{object: true})
+			expectKey = true
+		case '[':
+			stack = append(stack, keySet{})
+			expectKey = false
+		case '}', ']':
+			if len(stack) == 0 {
+				return nil
+			}
+			stack = stack[:len(stack)-1]
+			expectKey = false
+		case ',':
+			expectKey = len(stack) > 0 && stack[len(stack)-1].object
+		case ':':
+			expectKey = false
+		case '"':
+			end := stringEnd(body, i)
+			if end < 0 {
+				return nil
+			}
+			if expectKey && len(stack) > 0 {
+				raw := body[i : end+1]
+				var k string
+				if bytes.IndexByte(raw, '\\') < 0 {
+					k = string(raw[1 : len(raw)-1])
+				} else if json.Unmarshal(raw, &k) != nil {
+					return nil
+				}
+				if !stack[len(stack)-1].add(k) {
 					return badRequest("", fmt.Sprintf("request body: an object names the key %q twice (or twice in different letter case); parsers differ on which one counts", k))
 				}
-				top.keys[f] = true
-				top.key = false
-				continue
+				expectKey = false
 			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{keys: map[string]bool{}, key: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value (scalar or closed container) is complete: its object
-		// expects a key next.
-		if len(stack) > 0 && stack[len(stack)-1].keys != nil {
-			stack[len(stack)-1].key = true
+			i = end
 		}
 	}
+	return nil
+}
+
+// stringEnd is the index of the quote closing the JSON string that opens
+// at body[open], or -1.
+func stringEnd(body []byte, open int) int {
+	for j := open + 1; j < len(body); j++ {
+		switch body[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// keySet is the keys one object has named so far, compared as Go's
+// decoder matches field names (foldKey). A few are kept in a list and
+// compared without allocating; past smallKeys they go into a map, so that
+// an object of many keys costs linear time.
+type keySet struct {
+	object bool
+	small  []string
+	folded map[string]bool
+}
+
+const smallKeys = 16
+
+// add records k and reports whether it is new.
+func (s *keySet) add(k string) bool {
+	if s.folded == nil {
+		for _, o := range s.small {
+			if sameKey(o, k) {
+				return false
+			}
+		}
+		if len(s.small) < smallKeys {
+			s.small = append(s.small, k)
+			return true
+		}
+		s.folded = make(map[string]bool, 2*smallKeys)
+		for _, o := range s.small {
+			s.folded[foldKey(o)] = true
+		}
+	}
+	f := foldKey(k)
+	if s.folded[f] {
+		return false
+	}
+	s.folded[f] = true
+	return true
+}
+
+// sameKey says whether a and b fold to one key, without allocating when
+// both are ASCII.
+func sameKey(a, b string) bool {
+	if len(a) != len(b) || !isASCII(a) || !isASCII(b) {
+		if isASCII(a) && isASCII(b) {
+			return false
+		}
+		return foldKey(a) == foldKey(b)
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'a' <= ca && ca <= 'z' {
+			ca -= 'a' - 'A'
+		}
+		if 'a' <= cb && cb <= 'z' {
+			cb -= 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // foldKey is k as Go's encoding/json matches struct field names: upper
