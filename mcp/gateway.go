@@ -113,9 +113,6 @@ func (id Identity) key() string {
 	return string(b)
 }
 
-// same says other is the identity id opened a session with.
-func (id Identity) same(other Identity) bool { return id.key() == other.key() }
-
 // Dialer opens a new connection to the upstream server (see wire.Dialer).
 type Dialer = wire.Dialer
 

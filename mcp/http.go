@@ -60,6 +60,7 @@ type httpSession struct {
 	conn *clientStream
 	s    *session
 	who  Identity
+	key  string // who.key(), which every request of the session must match
 	stop context.CancelFunc
 	// Guarded by HTTPHandler.mu.
 	active   int       // requests of the session being served
@@ -225,7 +226,7 @@ func (h *HTTPHandler) acquire(sid string, who Identity) (*httpSession, func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hs := h.sessions[sid]
-	if hs == nil || !hs.who.same(who) || hs.ending != "" {
+	if hs == nil || hs.key != who.key() || hs.ending != "" {
 		return nil, nil
 	}
 	hs.active++
@@ -241,7 +242,7 @@ func (h *HTTPHandler) acquire(sid string, who Identity) (*httpSession, func()) {
 func (h *HTTPHandler) end(sid string, who Identity, reason string) *httpSession {
 	h.mu.Lock()
 	hs := h.sessions[sid]
-	if hs == nil || !hs.who.same(who) || hs.ending != "" {
+	if hs == nil || hs.key != who.key() || hs.ending != "" {
 		h.mu.Unlock()
 		return nil
 	}
@@ -331,7 +332,7 @@ func (h *HTTPHandler) open(w http.ResponseWriter, r *http.Request, who Identity,
 	conn := newClientStream(sid)
 	ctx, stop := context.WithCancel(h.ctx)
 	s := newSession(ctx, h.g, conn, who, sid, false)
-	hs := &httpSession{conn: conn, s: s, who: who, stop: stop, active: 1}
+	hs := &httpSession{conn: conn, s: s, who: who, key: who.key(), stop: stop, active: 1}
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
