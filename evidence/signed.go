@@ -76,6 +76,26 @@ func WalkSigned(ctx context.Context, st audit.Store, head audit.TreeHead, f func
 	return nil
 }
 
+// LatestHead returns the latest checkpoint of st and the tree head it
+// signs, checked with verifier; ok is false when st has no checkpoint. A
+// checkpoint stored for another size than it signs is refused.
+func LatestHead(ctx context.Context, st audit.Store, verifier note.Verifier) (cp audit.Checkpoint, head audit.TreeHead, ok bool, err error) {
+	cp, ok, err = st.AuditLatestCheckpoint(ctx)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("audit: latest checkpoint: %w", err)
+		}
+		return cp, head, false, err
+	}
+	if head, err = audit.OpenCheckpoint(cp.Note, verifier); err != nil {
+		return cp, head, false, fmt.Errorf("the latest checkpoint: %w", err)
+	}
+	if head.Size != cp.Size {
+		return cp, head, false, fmt.Errorf("%w: the latest checkpoint is stored for %d entries but signs %d", ErrNotSigned, cp.Size, head.Size)
+	}
+	return cp, head, true, nil
+}
+
 // Signed is what SignedDecisions read from one log.
 type Signed struct {
 	Decisions []Decision
@@ -109,18 +129,11 @@ func SignedDecisions(ctx context.Context, st audit.Store, verifier note.Verifier
 		}
 	}
 	after := int64(-1)
-	cp, ok, err := st.AuditLatestCheckpoint(ctx)
+	_, head, ok, err := LatestHead(ctx, st, verifier)
 	if err != nil {
-		return out, fmt.Errorf("audit: latest checkpoint: %w", err)
+		return out, err
 	}
 	if ok {
-		head, err := audit.OpenCheckpoint(cp.Note, verifier)
-		if err != nil {
-			return out, fmt.Errorf("the latest checkpoint: %w", err)
-		}
-		if head.Size != cp.Size {
-			return out, fmt.Errorf("%w: the latest checkpoint is stored for %d entries but signs %d", ErrNotSigned, cp.Size, head.Size)
-		}
 		if err := WalkSigned(ctx, st, head, keep(true)); err != nil {
 			return Signed{}, err
 		}
