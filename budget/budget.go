@@ -310,13 +310,23 @@ func (b *Budgets) reserveFor(ctx context.Context, decisionID string, a *action.A
 	return v, nil
 }
 
+// Bounds of what one call may reserve or count. Counters are int64 sums:
+// amounts near their limit would wrap a sum (input plus output, or two
+// calls), leaving a budget unreadable, which denies every agent it covers,
+// or negative, which limits none. No real call comes near them.
+const (
+	MaxCallTokens     = 10_000_000_000
+	MaxCallCostUSD    = 1_000_000
+	maxCallCostMicros = MaxCallCostUSD * microsPerDollar
+)
+
 func estimateOf(a *action.Action) (Amounts, error) {
-	if a.Estimate.Tokens < 0 {
-		return Amounts{}, &action.FieldError{Field: "estimate.tokens", Problem: "must not be negative"}
+	if a.Estimate.Tokens < 0 || a.Estimate.Tokens > MaxCallTokens {
+		return Amounts{}, &action.FieldError{Field: "estimate.tokens", Problem: fmt.Sprintf("must be 0 to %d", int64(MaxCallTokens))}
 	}
 	cost, err := microsFromFloat(a.Estimate.CostUSD)
-	if err != nil || cost < 0 {
-		return Amounts{}, &action.FieldError{Field: "estimate.cost_usd", Problem: "must be a non-negative number of dollars"}
+	if err != nil || cost < 0 || cost > maxCallCostMicros {
+		return Amounts{}, &action.FieldError{Field: "estimate.cost_usd", Problem: fmt.Sprintf("must be 0 to %d dollars", MaxCallCostUSD)}
 	}
 	t := a.Estimate.Tokens
 	return Amounts{CostMicros: cost, Tokens: t, InputTokens: t, OutputTokens: t, Calls: 1}, nil
@@ -555,13 +565,24 @@ func (b *Budgets) Settle(ctx context.Context, decisionID string, o action.Outcom
 	}
 	cost, err := microsFromFloat(o.CostUSD)
 	if err != nil {
-		return fmt.Errorf("settle %s: %w", decisionID, &action.FieldError{Field: "cost_usd", Problem: "must be a non-negative number of dollars"})
+		if !errors.Is(err, errMoneyRange) || !(o.CostUSD > 0) {
+			return fmt.Errorf("settle %s: %w", decisionID, &action.FieldError{Field: "cost_usd", Problem: "must be a non-negative number of dollars"})
+		}
+		cost = maxCallCostMicros
 	}
-	actual := Amounts{CostMicros: cost, Tokens: o.TotalTokens(), Calls: 1}
-	if o.InputTokens > 0 || o.OutputTokens > 0 {
-		actual.InputTokens, actual.OutputTokens = o.InputTokens, o.OutputTokens
+	// What a call used is counted up to the bounds of one call, whoever
+	// reported it (an upstream may report anything): the budget then holds
+	// at its limit instead of wrapping.
+	in, out := min(o.InputTokens, MaxCallTokens), min(o.OutputTokens, MaxCallTokens)
+	total := min(o.Tokens, MaxCallTokens)
+	if total <= 0 {
+		total = min(in+out, MaxCallTokens)
+	}
+	actual := Amounts{CostMicros: min(cost, maxCallCostMicros), Tokens: total, Calls: 1}
+	if in > 0 || out > 0 {
+		actual.InputTokens, actual.OutputTokens = in, out
 	} else {
-		actual.InputTokens, actual.OutputTokens = actual.Tokens, actual.Tokens
+		actual.InputTokens, actual.OutputTokens = total, total
 	}
 	// Whose spend it is comes from the audit log, read before the write
 	// transaction. A decision the log does not hold (a library engine

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentgov/agentgov/action"
 	"github.com/agentgov/agentgov/audit"
+	"github.com/agentgov/agentgov/budget"
 	"github.com/agentgov/agentgov/config"
 	"github.com/agentgov/agentgov/detect"
 	"github.com/agentgov/agentgov/errcode"
@@ -420,27 +421,18 @@ func (s *Server) outcome(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// Bounds of what one call may reserve or report. Budgets count in int64
-// and the store adds without saturating: counts near its limit would wrap
-// a sum (input plus output, or two reservations) and leave the budget
-// unreadable, which denies every agent it covers, or wipe what it had
-// counted; a cost beyond what micro-dollars hold fails a settlement after
-// its outcome is logged. No real call comes near them.
-const (
-	maxCallTokens  = 10_000_000_000 // per count
-	maxCallCostUSD = 1_000_000
-)
-
-// amountsInBounds refuses token counts or a cost beyond the bounds above,
-// naming the field (under prefix).
+// amountsInBounds refuses token counts or a cost beyond what one call may
+// reserve or report (budget.MaxCallTokens, budget.MaxCallCostUSD), naming
+// the field (under prefix): an agent's number beyond them is a mistake or
+// an attack on the budgets' sums, and changes nothing.
 func amountsInBounds(prefix string, tokens []int64, names []string, cost float64) error {
 	for i, v := range tokens {
-		if v > maxCallTokens {
-			return errorf(errcode.BadRequest, fmt.Sprintf("%s%s: at most %d", prefix, names[i], int64(maxCallTokens)))
+		if v > budget.MaxCallTokens {
+			return errorf(errcode.BadRequest, fmt.Sprintf("%s%s: at most %d", prefix, names[i], int64(budget.MaxCallTokens)))
 		}
 	}
-	if cost > maxCallCostUSD {
-		return errorf(errcode.BadRequest, fmt.Sprintf("%scost_usd: at most %d", prefix, maxCallCostUSD))
+	if cost > budget.MaxCallCostUSD {
+		return errorf(errcode.BadRequest, fmt.Sprintf("%scost_usd: at most %d", prefix, budget.MaxCallCostUSD))
 	}
 	return nil
 }
